@@ -1,0 +1,146 @@
+"""The disclosure-depth classifier: a fine-tuned transformer behind a small, stable API.
+
+``DisclosureClassifier.load()`` gives the shipped default model, ``load(path)`` any model
+directory written by ``disclosure train``; ``predict(texts)`` returns one :class:`Prediction`
+per text. Batches are formed from messages of similar length (then returned in input order),
+because padding a 5-word message to the length of a 100-word one is most of the cost of naive
+batching on a CPU.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+from .layers import LAYERS, expected_depth
+from .modelstore import enforce_offline, resolve_model_dir
+
+DEFAULT_BATCH_SIZE = 32
+DEFAULT_MAX_LENGTH = 256
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The model's reading of one message."""
+
+    layer: str
+    """The most probable layer."""
+    confidence: float
+    """Probability of that layer."""
+    probabilities: dict[str, float]
+    """Probability of every layer, in depth order."""
+    depth: float
+    """Expected layer under the probabilities, 0.0 (none) to 3.0 (core)."""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_probabilities(cls, probabilities: Sequence[float]) -> "Prediction":
+        values = [float(p) for p in probabilities]
+        best = max(range(len(values)), key=values.__getitem__)
+        return cls(
+            layer=LAYERS[best],
+            confidence=values[best],
+            probabilities=dict(zip(LAYERS, values)),
+            depth=expected_depth(values),
+        )
+
+
+def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> Iterator[list[int]]:
+    """Indices grouped into batches of similar length, longest first.
+
+    Longest first makes the first batch the largest allocation, so memory peaks early and
+    predictably instead of at the end of a long run.
+    """
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    for start in range(0, len(order), batch_size):
+        yield order[start : start + batch_size]
+
+
+class DisclosureClassifier:
+    """A loaded model and tokenizer, ready to label messages."""
+
+    def __init__(self, model, tokenizer, path: Path, *, max_length: int = DEFAULT_MAX_LENGTH) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.path = path
+        self.max_length = max_length
+        self._check_labels()
+
+    def _check_labels(self) -> None:
+        labels = [self.model.config.id2label[i] for i in range(self.model.config.num_labels)]
+        if labels != list(LAYERS):
+            from .errors import ModelError
+
+            raise ModelError(
+                f"{self.path}: model labels {labels} are not the disclosure layers {list(LAYERS)}"
+            )
+
+    @classmethod
+    def load(
+        cls,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        device: str | None = None,
+        max_length: int | None = None,
+    ) -> "DisclosureClassifier":
+        """Load a model directory (default: the shipped default model), offline and safely."""
+        enforce_offline()
+        import torch
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        directory = resolve_model_dir(path)
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+        tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True, trust_remote_code=False)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            directory, local_files_only=True, trust_remote_code=False, use_safetensors=True
+        )
+        model.eval()
+        if device is None:
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        model.to(device)
+        limit = max_length or min(int(getattr(tokenizer, "model_max_length", DEFAULT_MAX_LENGTH)), DEFAULT_MAX_LENGTH)
+        return cls(model, tokenizer, directory, max_length=limit)
+
+    @property
+    def device(self):
+        return next(self.model.parameters()).device
+
+    def predict_proba(self, texts: Sequence[str], *, batch_size: int = DEFAULT_BATCH_SIZE):
+        """Class probabilities, shape (len(texts), 4), rows in input order."""
+        import numpy as np
+        import torch
+
+        texts = list(texts)
+        out = np.zeros((len(texts), len(LAYERS)), dtype=np.float32)
+        if not texts:
+            return out
+        encoded = self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
+        lengths = [len(ids) for ids in encoded]
+        pad_id = self.tokenizer.pad_token_id or 0
+        with torch.inference_mode():
+            for batch in length_sorted_batches(lengths, batch_size):
+                width = max(lengths[i] for i in batch)
+                ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+                mask = torch.zeros((len(batch), width), dtype=torch.long)
+                for row, index in enumerate(batch):
+                    ids[row, : lengths[index]] = torch.tensor(encoded[index])
+                    mask[row, : lengths[index]] = 1
+                logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
+                out[batch] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
+        return out
+
+    def predict(self, texts: Iterable[str] | str, *, batch_size: int = DEFAULT_BATCH_SIZE) -> list[Prediction]:
+        """One :class:`Prediction` per text, in input order (a single string gives a list of one)."""
+        items = [texts] if isinstance(texts, str) else list(texts)
+        for position, text in enumerate(items):
+            if not isinstance(text, str):
+                raise TypeError(f"text {position} is {type(text).__name__}, not str")
+        return [Prediction.from_probabilities(row) for row in self.predict_proba(items, batch_size=batch_size)]

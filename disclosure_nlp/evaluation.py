@@ -1,0 +1,122 @@
+"""Scoring a model on labeled data, always next to the TF-IDF baseline.
+
+The baseline is trained on the model's own training split (recorded in its ``training.json``),
+so every evaluation shows what the transformer adds over word and character statistics.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .data import Columns, load_labeled
+from .errors import DisclosureError
+from .layers import LAYERS, expected_depth
+from .metrics import EvaluationReport, compute_report
+
+
+@dataclass
+class Evaluation:
+    data: str
+    model_dir: str
+    model: EvaluationReport
+    baseline: EvaluationReport | None
+    baseline_train: str | None = None
+    baseline_c: float | None = None
+
+    def to_dict(self) -> dict:
+        return {
+            "data": self.data,
+            "model_dir": self.model_dir,
+            "model": self.model.to_dict(),
+            "baseline": self.baseline.to_dict() if self.baseline else None,
+            "baseline_train": self.baseline_train,
+            "baseline_c": self.baseline_c,
+        }
+
+
+def training_split_of(model_dir: Path) -> Path | None:
+    """The training file recorded by ``disclosure train``, if it can still be found."""
+    record = model_dir / "training.json"
+    if not record.exists():
+        return None
+    path = Path(json.loads(record.read_text())["train"]["path"])
+    for candidate in (path, model_dir / path):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def evaluate(
+    model: str | os.PathLike[str] | None,
+    data: str | os.PathLike[str],
+    *,
+    columns: Columns = Columns(),
+    baseline_train: str | os.PathLike[str] | None = None,
+    with_baseline: bool = True,
+    batch_size: int = 32,
+    split: str | None = None,
+    classifier=None,
+) -> Evaluation:
+    """Evaluate a model directory (default: the shipped model) and the baseline on ``data``."""
+    from .classifier import DisclosureClassifier
+    from .modelstore import check_model_dir, default_model_dir
+
+    dataset = load_labeled(data, columns, split=split)
+    texts, gold = list(dataset["text"]), list(dataset["label"])
+    source_dir = check_model_dir(default_model_dir() if model is None else model)
+    classifier = classifier or DisclosureClassifier.load(source_dir)
+    probs = classifier.predict_proba(texts, batch_size=batch_size)
+    report = compute_report(gold, probs.argmax(axis=1).tolist(), [expected_depth(p) for p in probs], system="model")
+
+    baseline_report, train_file, c = None, None, None
+    if with_baseline:
+        train_file = Path(baseline_train) if baseline_train else training_split_of(source_dir)
+        if train_file is None:
+            raise DisclosureError(
+                f"{source_dir}: its training split is not recorded or not found; pass --baseline-train "
+                "FILE or --no-baseline"
+            )
+        from .baseline import TfidfBaseline
+
+        train_set = load_labeled(train_file, columns)
+        baseline = TfidfBaseline.fit(train_set["text"], train_set["label"])
+        base_probs = baseline.predict_proba(texts)
+        baseline_report = compute_report(
+            gold, base_probs.argmax(axis=1).tolist(), [expected_depth(p) for p in base_probs], system="tfidf-baseline"
+        )
+        c = baseline.c
+    return Evaluation(str(data), str(source_dir), report, baseline_report, str(train_file) if train_file else None, c)
+
+
+def record_evaluation(model_dir: str | os.PathLike[str], label: str, evaluation: Evaluation) -> None:
+    """Add an evaluation to the model's ``metrics.json`` and re-render its model card."""
+    from .modelcard import render_model_card
+
+    directory = Path(model_dir)
+    metrics_path, training_path = directory / "metrics.json", directory / "training.json"
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
+    metrics.setdefault("evaluations", {})[label] = evaluation.to_dict()
+    metrics_path.write_text(json.dumps(metrics, indent=2) + "\n")
+    if training_path.exists() and "dev" in metrics:
+        training = json.loads(training_path.read_text())
+        (directory / "README.md").write_text(render_model_card(directory.name, training, metrics))
+
+
+def format_report(report: EvaluationReport) -> str:
+    """Plain-text rendering of one report, for terminals and closing notes."""
+    spearman = "n/a" if report.spearman is None else f"{report.spearman:.3f}"
+    lines = [
+        f"{report.system}: n={report.n}  accuracy={report.accuracy:.3f}  macro-F1={report.macro_f1:.3f}  "
+        f"MAE={report.mean_abs_error:.3f}  within-one={report.within_one:.3f}  spearman={spearman}",
+        f"  {'layer':<13}{'precision':>10}{'recall':>9}{'F1':>8}{'support':>9}",
+    ]
+    for name in LAYERS:
+        s = report.per_layer[name]
+        lines.append(f"  {name:<13}{s.precision:>10.3f}{s.recall:>9.3f}{s.f1:>8.3f}{s.support:>9d}")
+    lines.append("  confusion (rows gold, columns predicted): " + "  ".join(f"{n[:4]:>5}" for n in LAYERS))
+    for name, row in zip(LAYERS, report.confusion):
+        lines.append(f"  {name:<13}" + " " * 29 + "  ".join(f"{v:>5d}" for v in row))
+    return "\n".join(lines)

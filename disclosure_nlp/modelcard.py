@@ -1,0 +1,85 @@
+"""The model card (README.md) written into every model directory.
+
+A model directory travels on its own (shared between labs, uploaded to a hub), so its card must
+say what the labels mean, what it was trained on, how well it did and where it is weak without
+the rest of the project at hand.
+"""
+
+from __future__ import annotations
+
+from .layers import DESCRIPTIONS, LAYERS
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def metrics_table(report: dict) -> str:
+    lines = [
+        "| figure | value |",
+        "|---|---|",
+        f"| examples | {report['n']} |",
+        f"| accuracy | {_pct(report['accuracy'])} |",
+        f"| macro-F1 | {_pct(report['macro_f1'])} |",
+        f"| mean absolute layer error | {_pct(report['mean_abs_error'])} |",
+        f"| within-one accuracy | {_pct(report['within_one'])} |",
+        f"| Spearman (depth vs gold) | {_pct(report['spearman'])} |",
+    ]
+    lines += ["", "| layer | precision | recall | F1 | support |", "|---|---|---|---|---|"]
+    for name in LAYERS:
+        s = report["per_layer"][name]
+        lines.append(f"| {name} | {s['precision']:.3f} | {s['recall']:.3f} | {s['f1']:.3f} | {s['support']} |")
+    return "\n".join(lines)
+
+
+def render_model_card(name: str, training: dict, metrics: dict) -> str:
+    config = training["config"]
+    label_rows = "\n".join(f"| {i} | `{layer}` | {DESCRIPTIONS[layer]} |" for i, layer in enumerate(LAYERS))
+    registers = ", ".join(f"{k} ({v})" for k, v in sorted(training["train"]["registers"].items()))
+    sections = [
+        f"---\nlibrary_name: transformers\npipeline_tag: text-classification\nlanguage: en\ntags:\n- self-disclosure\n- disclosure_nlp\n---\n",
+        f"# disclosure_nlp model `{name}`\n",
+        "Labels the depth of the writer's self-disclosure in one chat message, after the layers of "
+        "Altman & Taylor's social penetration theory. Produced by `disclosure train` "
+        "(disclosure_nlp).\n",
+        "## Labels\n",
+        "| id | layer | the message reveals about its writer |\n|---|---|---|\n" + label_rows + "\n",
+        "The depth score is the expected layer under the class probabilities (0.0–3.0). "
+        "Label what the message reveals about its writer, not its topic; a message that mixes "
+        "layers takes the deepest one. Full codebook: `data/CODEBOOK.md` in the project.\n",
+        "## Use\n",
+        "```python\nfrom transformers import pipeline\nclf = pipeline(\"text-classification\", model=\"PATH/TO/THIS/DIR\", top_k=None)\n"
+        "clf(\"honestly I've been so lonely since the move\")\n```\n"
+        "or `disclosure predict --model PATH \"…\"`, or `DisclosureClassifier.load(PATH)` in Python.\n",
+        "## Training\n",
+        f"- Base model: `{config['base_model']}` (word embeddings {'frozen' if config['freeze_embeddings'] else 'trained'})\n"
+        f"- Training data: `{training['train']['path']}`, {training['train']['rows']} messages "
+        f"(sha256 `{(training['train']['sha256'] or '')[:12]}`); layers {training['train']['layers']}\n"
+        f"- Registers: {registers}\n"
+        f"- Dev data: `{training['dev']['path']}`, {training['dev']['rows']} messages\n"
+        f"- Epochs run: {len(training['history'])} of {config['epochs']}, best epoch {training['best_epoch']} by dev macro-F1; "
+        f"batch {config['batch_size']}, learning rate {config['learning_rate']}, seed {config['seed']}, "
+        f"max length {config['max_length']} tokens\n"
+        f"- Time: {training['seconds']} s on {training['environment']['machine']} ({training['environment']['device']}), "
+        f"torch {training['environment']['torch']}, transformers {training['environment']['transformers']}\n",
+        "## Metrics\n",
+        "### Dev set (used for early stopping, so optimistic)\n\n" + metrics_table(metrics["dev"]) + "\n",
+    ]
+    for label, evaluation in metrics.get("evaluations", {}).items():
+        sections.append(f"### {label}\n\n" + metrics_table(evaluation["model"]) + "\n")
+        if evaluation.get("baseline"):
+            sections.append(
+                f"TF-IDF + logistic-regression baseline on the same data: macro-F1 "
+                f"{evaluation['baseline']['macro_f1']:.3f}, accuracy {evaluation['baseline']['accuracy']:.3f}.\n"
+            )
+    sections += [
+        "## Limits\n",
+        "- English chat messages only; trained on messages written by the project team to its codebook, "
+        "not on a sample of real conversations, so figures on real data will be lower.\n"
+        "- One message at a time: context (\"me too\" after a disclosure) is deliberately ignored, as the codebook says.\n"
+        "- Messages longer than the model's window are split into windows by disclosure_nlp; plain "
+        "`transformers.pipeline` truncates them.\n"
+        "- Not a clinical instrument: a `core` label is not a risk assessment. Do not use it to make "
+        "decisions about individuals.\n",
+    ]
+    return "\n".join(sections)

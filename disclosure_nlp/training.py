@@ -1,0 +1,306 @@
+"""Fine-tuning a transformer into a disclosure-layer classifier.
+
+A plain PyTorch loop rather than ``transformers.Trainer``: the Trainer's checkpoints carry
+pickles (optimizer state, ``training_args.bin``) that this project never writes, and on a
+2-core CPU the loop's length-bucketed batches matter more than anything the Trainer adds.
+The best epoch by dev macro-F1 is kept in memory and written once at the end, through a
+staging directory that is renamed into place, so an interrupted run never leaves a directory
+that looks like a finished model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import random
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from .data import Columns, load_labeled
+from .errors import DisclosureError
+from .layers import ID2LABEL, LABEL2ID, LAYERS
+from .metrics import EvaluationReport, compute_report
+from .modelstore import DEFAULT_BASE_PACKAGE, base_model_path, enforce_offline
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters of a training run; saved as JSON next to the model."""
+
+    base_model: str = DEFAULT_BASE_PACKAGE
+    epochs: int = 10
+    batch_size: int = 16
+    learning_rate: float = 8e-5
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    patience: int = 3
+    """Epochs without a better dev macro-F1 before stopping."""
+    seed: int = 13
+    max_length: int = 256
+    freeze_embeddings: bool = True
+    """Keep the word embeddings of the base model: rare words seen only at test time keep
+    their pre-trained meaning, and the shipped model can leave that matrix to the base package."""
+    label_smoothing: float = 0.05
+    device: str | None = None
+
+
+@dataclass
+class EpochLog:
+    epoch: int
+    train_loss: float
+    dev_macro_f1: float
+    dev_accuracy: float
+    seconds: float
+
+
+@dataclass
+class TrainResult:
+    output_dir: Path
+    config: TrainConfig
+    best_epoch: int
+    dev_report: EvaluationReport
+    history: list[EpochLog] = field(default_factory=list)
+    seconds: float = 0.0
+    train_size: int = 0
+    dev_size: int = 0
+
+
+def _sha256(path: Path) -> str | None:
+    if not path.is_file():
+        return None
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def seed_everything(seed: int) -> None:
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _batches(lengths: list[int], batch_size: int, rng: random.Random) -> list[list[int]]:
+    """Shuffled batches of similar-length examples (shuffle, sort in large windows, chunk)."""
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    window = batch_size * 32
+    batches: list[list[int]] = []
+    for start in range(0, len(order), window):
+        chunk = sorted(order[start : start + window], key=lengths.__getitem__)
+        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
+    rng.shuffle(batches)
+    return batches
+
+
+def _collate(encoded: list[list[int]], labels, batch: list[int], pad_id: int):
+    import torch
+
+    width = max(len(encoded[i]) for i in batch)
+    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for row, index in enumerate(batch):
+        ids[row, : len(encoded[index])] = torch.tensor(encoded[index])
+        mask[row, : len(encoded[index])] = 1
+    target = torch.tensor([labels[i] for i in batch], dtype=torch.long) if labels is not None else None
+    return ids, mask, target
+
+
+def _predict_ids(model, encoded, pad_id, device, batch_size=64):
+    import numpy as np
+    import torch
+
+    from .classifier import length_sorted_batches
+
+    probs = np.zeros((len(encoded), len(LAYERS)), dtype=np.float32)
+    model.eval()
+    with torch.inference_mode():
+        for batch in length_sorted_batches([len(e) for e in encoded], batch_size):
+            ids, mask, _ = _collate(encoded, None, batch, pad_id)
+            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+            probs[batch] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
+    return probs
+
+
+def _report(model, encoded, gold, pad_id, device) -> EvaluationReport:
+    from .layers import expected_depth
+
+    probs = _predict_ids(model, encoded, pad_id, device)
+    return compute_report(gold, probs.argmax(axis=1).tolist(), [expected_depth(p) for p in probs])
+
+
+def train(
+    train_path: str | os.PathLike[str],
+    dev_path: str | os.PathLike[str],
+    output_dir: str | os.PathLike[str],
+    config: TrainConfig | None = None,
+    *,
+    columns: Columns = Columns(),
+    force: bool = False,
+    progress: bool = True,
+    on_epoch: Callable[[EpochLog], None] | None = None,
+) -> TrainResult:
+    """Fine-tune ``config.base_model`` on ``train_path``, pick the best epoch on ``dev_path``.
+
+    Writes a model directory that ``transformers`` loads directly, with ``metrics.json``,
+    ``training.json`` and a model card. Refuses to replace an existing directory unless
+    ``force``.
+    """
+    enforce_offline()
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
+    from transformers.utils import logging as hf_logging
+
+    config = config or TrainConfig()
+    target = Path(output_dir)
+    if target.exists() and any(target.iterdir()) and not force:
+        raise DisclosureError(f"{target} already exists; pass --force to replace it")
+    started = time.perf_counter()
+    train_set = load_labeled(train_path, columns)
+    dev_set = load_labeled(dev_path, columns)
+    seed_everything(config.seed)
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
+
+    base_dir = base_model_path(config.base_model)
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    tokenizer = AutoTokenizer.from_pretrained(base_dir, local_files_only=True)
+    tokenizer.model_max_length = config.max_length
+    model = AutoModelForSequenceClassification.from_pretrained(
+        base_dir,
+        num_labels=len(LAYERS),
+        id2label=ID2LABEL,
+        label2id=LABEL2ID,
+        local_files_only=True,
+        use_safetensors=True,
+    )
+    if config.freeze_embeddings:
+        model.get_input_embeddings().weight.requires_grad_(False)
+    model.to(device)
+
+    def encode(texts):
+        return tokenizer(list(texts), truncation=True, max_length=config.max_length)["input_ids"]
+
+    train_ids, dev_ids = encode(train_set["text"]), encode(dev_set["text"])
+    train_labels, dev_labels = list(train_set["label"]), list(dev_set["label"])
+    pad_id = tokenizer.pad_token_id or 0
+    rng = random.Random(config.seed)
+    steps_per_epoch = -(-len(train_ids) // config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
+    loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+
+    history: list[EpochLog] = []
+    best_f1, best_epoch, best_state, best_report, stale = -1.0, 0, None, None, 0
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    bar = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]:.3f}"),
+        TimeRemainingColumn(),
+        disable=not progress,
+    )
+    with bar:
+        for epoch in range(1, config.epochs + 1):
+            epoch_start = time.perf_counter()
+            task = bar.add_task(f"epoch {epoch}/{config.epochs}", total=steps_per_epoch, loss=0.0)
+            model.train()
+            running = 0.0
+            for step, batch in enumerate(_batches([len(x) for x in train_ids], config.batch_size, rng), 1):
+                ids, mask, gold = _collate(train_ids, train_labels, batch, pad_id)
+                logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+                loss = loss_fn(logits, gold.to(device))
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                running += loss.item()
+                bar.update(task, advance=1, loss=running / step)
+            report = _report(model, dev_ids, dev_labels, pad_id, device)
+            log = EpochLog(epoch, running / steps_per_epoch, report.macro_f1, report.accuracy, time.perf_counter() - epoch_start)
+            history.append(log)
+            bar.update(task, description=f"epoch {epoch}/{config.epochs} dev macro-F1 {report.macro_f1:.3f}")
+            if on_epoch:
+                on_epoch(log)
+            if report.macro_f1 > best_f1:
+                best_f1, best_epoch, best_report, stale = report.macro_f1, epoch, report, 0
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            else:
+                stale += 1
+                if stale >= config.patience:
+                    break
+    model.load_state_dict(best_state)
+    elapsed = time.perf_counter() - started
+    result = TrainResult(
+        output_dir=target,
+        config=config,
+        best_epoch=best_epoch,
+        dev_report=best_report,
+        history=history,
+        seconds=elapsed,
+        train_size=len(train_ids),
+        dev_size=len(dev_ids),
+    )
+    _write_model_dir(model, tokenizer, result, Path(train_path), Path(dev_path), train_set, force=force)
+    return result
+
+
+def _write_model_dir(model, tokenizer, result: TrainResult, train_path: Path, dev_path: Path, train_set, *, force: bool) -> None:
+    import torch
+    import transformers
+
+    from .modelcard import render_model_card
+
+    target = result.output_dir
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        model.to("cpu")
+        model.save_pretrained(staging, safe_serialization=True)
+        tokenizer.save_pretrained(staging)
+        registers: dict[str, int] = {}
+        for name in train_set["register"]:
+            registers[name or "(none)"] = registers.get(name or "(none)", 0) + 1
+        layer_counts = {LAYERS[i]: 0 for i in range(len(LAYERS))}
+        for label in train_set["label"]:
+            layer_counts[LAYERS[label]] += 1
+        training = {
+            "config": asdict(result.config),
+            "train": {"path": str(train_path), "sha256": _sha256(train_path), "rows": result.train_size,
+                      "layers": layer_counts, "registers": registers},
+            "dev": {"path": str(dev_path), "sha256": _sha256(dev_path), "rows": result.dev_size},
+            "best_epoch": result.best_epoch,
+            "history": [asdict(h) for h in result.history],
+            "seconds": round(result.seconds, 1),
+            "environment": {
+                "python": platform.python_version(),
+                "torch": torch.__version__,
+                "transformers": transformers.__version__,
+                "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+                "device": str(result.config.device or ("cuda" if torch.cuda.is_available() else "cpu")),
+            },
+        }
+        metrics = {"dev": result.dev_report.to_dict()}
+        (staging / "training.json").write_text(json.dumps(training, indent=2) + "\n")
+        (staging / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        (staging / "README.md").write_text(render_model_card(target.name, training, metrics))
+        if target.exists():
+            if not force and any(target.iterdir()):
+                raise DisclosureError(f"{target} appeared during training; not replacing it")
+            shutil.rmtree(target)
+        staging.rename(target)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)

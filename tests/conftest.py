@@ -1,0 +1,60 @@
+"""Shared fixtures: tiny labeled files and a tiny trained model (seconds, not minutes)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+TINY = [
+    ("hey! how was your weekend?", "none"),
+    ("thanks so much, see you at 6", "none"),
+    ("I'm a nurse and I live in Leeds with two cats", "surface"),
+    ("big fan of hiking, I go most sundays", "surface"),
+    ("honestly I've been so stressed about money since the move", "intermediate"),
+    ("I think the death penalty is morally wrong and it upsets me", "intermediate"),
+    ("I've never told anyone but I was abused as a kid", "core"),
+    ("some nights I think everyone would be better off without me", "core"),
+]
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def tiny_file(tmp_path: Path) -> Path:
+    return write_jsonl(tmp_path / "tiny.jsonl", [{"text": t, "layer": l, "register": "test"} for t, l in TINY])
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A model fine-tuned for two epochs on eight messages: real code path, tiny cost."""
+    from disclosure_nlp.training import TrainConfig, train
+
+    root = tmp_path_factory.mktemp("tiny-model")
+    data = write_jsonl(root / "train.jsonl", [{"text": t, "layer": l} for t, l in TINY])
+    result = train(
+        data, data, root / "model",
+        TrainConfig(epochs=2, batch_size=4, max_length=32, learning_rate=1e-4, patience=5, seed=3),
+        progress=False,
+    )
+    return result.output_dir
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def shared_codebook() -> str:
+    path = ROOT.parent / "shared" / "CODEBOOK.md"
+    if not path.exists():
+        pytest.skip("../shared/CODEBOOK.md is not beside this checkout")
+    return path.read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="session")
+def project_codebook() -> str:
+    return (ROOT / "data" / "CODEBOOK.md").read_text(encoding="utf-8")

@@ -1,0 +1,100 @@
+"""End to end on a tiny set: train -> save -> load (ours and plain transformers) -> predict."""
+
+import json
+
+import pytest
+from safetensors.torch import load_file
+
+from disclosure_nlp.classifier import DisclosureClassifier
+from disclosure_nlp.errors import DisclosureError, ModelError
+from disclosure_nlp.layers import LAYERS
+from disclosure_nlp.modelstore import pack_compact, resolve_model_dir
+from disclosure_nlp.training import TrainConfig, train
+
+from .conftest import TINY
+
+
+def test_model_directory_is_a_plain_transformers_model(tiny_model):
+    names = {p.name for p in tiny_model.iterdir()}
+    assert {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
+            "README.md", "metrics.json", "training.json"} <= names
+    assert not any(n.endswith((".bin", ".pt", ".pth", ".pkl")) for n in names), names
+    config = json.loads((tiny_model / "config.json").read_text())
+    assert config["id2label"] == {str(i): name for i, name in enumerate(LAYERS)}
+    assert config["label2id"] == {name: i for i, name in enumerate(LAYERS)}
+    assert json.loads((tiny_model / "tokenizer_config.json").read_text())["model_max_length"] == 32
+
+
+def test_transformers_pipeline_loads_it_directly(tiny_model):
+    from transformers import AutoModelForSequenceClassification, pipeline
+
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_model)
+    assert model.config.num_labels == 4
+    scores = pipeline("text-classification", model=str(tiny_model), top_k=None)(["I love jazz"])[0]
+    assert sorted(s["label"] for s in scores) == sorted(LAYERS)
+
+
+def test_classifier_predictions_are_consistent_and_in_input_order(tiny_model):
+    clf = DisclosureClassifier.load(tiny_model)
+    texts = [t for t, _ in TINY] + ["ok"]
+    batch = clf.predict(texts, batch_size=3)
+    assert len(batch) == len(texts)
+    for text, prediction in zip(texts, batch):
+        alone = clf.predict(text)[0]
+        assert alone.layer == prediction.layer
+        assert alone.depth == pytest.approx(prediction.depth, abs=1e-4)
+        assert sum(prediction.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+        assert prediction.confidence == max(prediction.probabilities.values())
+        assert prediction.layer == max(prediction.probabilities, key=prediction.probabilities.get)
+        expected = sum(i * prediction.probabilities[n] for i, n in enumerate(LAYERS))
+        assert prediction.depth == pytest.approx(expected, abs=1e-5)
+    assert clf.predict([]) == []
+
+
+def test_model_card_and_metrics_describe_the_run(tiny_model):
+    card = (tiny_model / "README.md").read_text()
+    assert "`core`" in card and "macro-F1" in card and "Limits" in card
+    metrics = json.loads((tiny_model / "metrics.json").read_text())
+    assert metrics["dev"]["n"] == len(TINY)
+    training = json.loads((tiny_model / "training.json").read_text())
+    assert training["config"]["seed"] == 3 and training["train"]["rows"] == len(TINY)
+    assert 1 <= training["best_epoch"] <= 2
+
+
+def test_same_seed_gives_the_same_weights(tmp_path, tiny_model):
+    from .conftest import write_jsonl
+
+    data = write_jsonl(tmp_path / "t.jsonl", [{"text": t, "layer": l} for t, l in TINY])
+    again = train(data, data, tmp_path / "again",
+                  TrainConfig(epochs=2, batch_size=4, max_length=32, learning_rate=1e-4, patience=5, seed=3),
+                  progress=False)
+    first, second = load_file(tiny_model / "model.safetensors"), load_file(again.output_dir / "model.safetensors")
+    assert first.keys() == second.keys()
+    assert all((first[k] == second[k]).all() for k in first)
+
+
+def test_refuses_to_overwrite_without_force(tiny_model, tiny_file):
+    with pytest.raises(DisclosureError, match="already exists"):
+        train(tiny_file, tiny_file, tiny_model, TrainConfig(epochs=1), progress=False)
+
+
+def test_frozen_embeddings_allow_the_compact_form(tiny_model, tmp_path, monkeypatch):
+    monkeypatch.setenv("DISCLOSURE_NLP_CACHE", str(tmp_path / "cache"))
+    compact = pack_compact(tiny_model, tmp_path / "compact")
+    assert not (compact / "model.safetensors").exists()
+    size = (compact / "delta.safetensors").stat().st_size
+    assert size < 0.3 * (tiny_model / "model.safetensors").stat().st_size
+    rebuilt = resolve_model_dir(compact)
+    assert rebuilt != compact and (rebuilt / "model.safetensors").exists()
+    assert resolve_model_dir(compact) == rebuilt  # built once, reused
+    texts = [t for t, _ in TINY]
+    full = DisclosureClassifier.load(tiny_model).predict_proba(texts)
+    small = DisclosureClassifier.load(compact).predict_proba(texts)
+    assert abs(full - small).max() < 0.02
+
+
+def test_model_directory_with_only_pickled_weights_is_refused(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "pytorch_model.bin").write_bytes(b"not really")
+    with pytest.raises(ModelError, match="pickled weights"):
+        DisclosureClassifier.load(tmp_path)
