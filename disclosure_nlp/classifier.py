@@ -19,6 +19,7 @@ from .modelstore import enforce_offline, resolve_model_dir
 
 DEFAULT_BATCH_SIZE = 32
 DEFAULT_MAX_LENGTH = 256
+WINDOW_OVERLAP = 64
 
 
 @dataclass(frozen=True)
@@ -113,17 +114,38 @@ class DisclosureClassifier:
     def device(self):
         return next(self.model.parameters()).device
 
-    def predict_proba(self, texts: Sequence[str], *, batch_size: int = DEFAULT_BATCH_SIZE):
-        """Class probabilities, shape (len(texts), 4), rows in input order."""
+    def windows(self, texts: Sequence[str]) -> tuple[list[int], list[list[int]]]:
+        """Token windows to run: one per message, several for a message longer than the model.
+
+        A long message is cut into overlapping windows rather than truncated, because a long
+        post often builds up to its disclosure at the end; the caller keeps the deepest window.
+        Returns the message index of every window and the windows' token ids.
+        """
+        encoded = self.tokenizer(list(texts), add_special_tokens=False, truncation=False)["input_ids"]
+        special = self.tokenizer("")["input_ids"]
+        starters = {self.tokenizer.cls_token_id, self.tokenizer.bos_token_id} - {None}
+        prefix = special[:1] if special and special[0] in starters else []
+        suffix = special[len(prefix) :]
+        span = self.max_length - len(special)
+        overlap = min(WINDOW_OVERLAP, span // 2)
+        owners: list[int] = []
+        pieces: list[list[int]] = []
+        for index, ids in enumerate(encoded):
+            starts = [0]
+            while starts[-1] + span < len(ids):
+                starts.append(starts[-1] + span - overlap)
+            for start in starts:
+                owners.append(index)
+                pieces.append(prefix + ids[start : start + span] + suffix)
+        return owners, pieces
+
+    def _forward(self, pieces: list[list[int]], batch_size: int):
+        """Probabilities for token windows, computed in length-sorted batches, input order kept."""
         import numpy as np
         import torch
 
-        texts = list(texts)
-        out = np.zeros((len(texts), len(LAYERS)), dtype=np.float32)
-        if not texts:
-            return out
-        encoded = self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
-        lengths = [len(ids) for ids in encoded]
+        out = np.zeros((len(pieces), len(LAYERS)), dtype=np.float32)
+        lengths = [len(ids) for ids in pieces]
         pad_id = self.tokenizer.pad_token_id or 0
         with torch.inference_mode():
             for batch in length_sorted_batches(lengths, batch_size):
@@ -131,10 +153,33 @@ class DisclosureClassifier:
                 ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
                 mask = torch.zeros((len(batch), width), dtype=torch.long)
                 for row, index in enumerate(batch):
-                    ids[row, : lengths[index]] = torch.tensor(encoded[index])
+                    ids[row, : lengths[index]] = torch.tensor(pieces[index])
                     mask[row, : lengths[index]] = 1
                 logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
                 out[batch] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
+        return out
+
+    def predict_proba(self, texts: Sequence[str], *, batch_size: int = DEFAULT_BATCH_SIZE):
+        """Class probabilities, shape (len(texts), 4), rows in input order.
+
+        For a message split into windows, the row is the deepest window's (highest depth score).
+        """
+        import numpy as np
+
+        texts = list(texts)
+        out = np.zeros((len(texts), len(LAYERS)), dtype=np.float32)
+        if not texts:
+            return out
+        owners, pieces = self.windows(texts)
+        probs = self._forward(pieces, batch_size)
+        if len(pieces) == len(texts):
+            return probs
+        depth = probs @ np.arange(len(LAYERS), dtype=np.float32)
+        best = np.full(len(texts), -1.0, dtype=np.float32)
+        for row, owner in enumerate(owners):
+            if depth[row] > best[owner]:
+                best[owner] = depth[row]
+                out[owner] = probs[row]
         return out
 
     def predict(self, texts: Iterable[str] | str, *, batch_size: int = DEFAULT_BATCH_SIZE) -> list[Prediction]:

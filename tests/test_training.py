@@ -98,3 +98,18 @@ def test_model_directory_with_only_pickled_weights_is_refused(tmp_path):
     (tmp_path / "pytorch_model.bin").write_bytes(b"not really")
     with pytest.raises(ModelError, match="pickled weights"):
         DisclosureClassifier.load(tmp_path)
+
+
+def test_long_messages_are_windowed_and_the_deepest_window_wins(tiny_model):
+    clf = DisclosureClassifier.load(tiny_model, max_length=32)
+    filler = "we went to the shop and then the park and it was fine " * 30
+    deep = "I've never told anyone but I was abused as a kid"
+    owners, pieces = clf.windows([filler + deep, "ok"])
+    assert owners.count(0) > 3 and owners.count(1) == 1
+    assert all(len(p) <= 32 for p in pieces)
+    covered = clf.tokenizer.decode(pieces[owners.index(1) - 1])
+    assert "abused" in covered  # the last window reaches the end of the message
+    long_probs = clf.predict_proba([filler + deep])[0]
+    window_probs = clf._forward([p for o, p in zip(owners, pieces) if o == 0], 8)
+    depths = window_probs @ [0, 1, 2, 3]
+    assert long_probs.tolist() == window_probs[depths.argmax()].tolist()

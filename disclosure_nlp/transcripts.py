@@ -1,0 +1,836 @@
+"""Streaming readers for chat transcripts.
+
+Transcripts can be large (a research corpus of millions of messages) and sensitive, so the
+readers here never hold a whole file: they decode one line at a time, build one
+:class:`Message` at a time, and report every problem by place (file, line, field) with at most a
+short marked excerpt of the content (see :mod:`disclosure_nlp.errors`).
+
+Accepted inputs
+---------------
+* JSON Lines (``.jsonl``, ``.json``, ``.ndjson``), including ConvoKit's ``utterances.jsonl``
+  (its ``reply-to``, ``user`` and legacy ``root`` keys are understood).
+* A ConvoKit corpus directory (its ``utterances.jsonl`` is read; the other corpus files carry
+  nothing a disclosure label needs).
+* CSV and TSV tables with a header row and configurable column names (:class:`ColumnMap`).
+* Plain-text chat logs (``.txt``, ``.log``): ``Speaker: message`` lines, optionally behind a
+  ``[timestamp]``, and WhatsApp exports from Android and iOS in their locale variants.
+
+Any of these may be gzip-compressed; the gzip magic number, not the ``.gz`` name, decides.
+
+The only state that grows with the input is the set of message ids already seen (to refuse
+duplicates, which would silently corrupt ``reply_to`` links) and, in :func:`iter_conversations`,
+the set of finished conversation ids.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import gzip
+import json
+import math
+import re
+import zlib
+from dataclasses import dataclass, field, fields as dataclass_fields
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO, Any, Callable, Iterable, Iterator
+
+from .errors import DataError, excerpt
+
+__all__ = [
+    "ColumnMap",
+    "FORMATS",
+    "Message",
+    "Reject",
+    "iter_conversations",
+    "parse_timestamp",
+    "read_messages",
+]
+
+FORMATS = ("jsonl", "csv", "tsv", "text", "whatsapp", "convokit")
+SNIFF_BYTES = 8192
+GZIP_MAGIC = b"\x1f\x8b"
+CORPUS_UTTERANCES = "utterances.jsonl"
+
+_SUFFIX_FORMATS = {
+    ".jsonl": "jsonl",
+    ".json": "jsonl",
+    ".ndjson": "jsonl",
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".txt": "text",
+    ".log": "text",
+}
+
+
+@dataclass
+class Message:
+    """One chat message plus everything needed to write it back out and to locate it.
+
+    ``fields`` holds the record exactly as it was read (all keys, input order) so that outputs
+    can carry through columns this package does not know about; ``source`` and ``line`` let a
+    later stage (labelling, reciprocity) still point a user at the place in their file.
+    """
+
+    id: str
+    conversation_id: str
+    speaker: str | None
+    text: str
+    reply_to: str | None
+    timestamp: str | None
+    fields: dict[str, Any]
+    source: str
+    line: int
+
+
+@dataclass(frozen=True)
+class ColumnMap:
+    """Which input column holds each part of a message.
+
+    Defaults follow ConvoKit's utterance keys, so a ConvoKit dump needs no options. A column
+    left at its default name is optional (except ``text``); a column given a non-default name
+    is required, because a user who names a column expects it to be used and a typo should not
+    silently turn every speaker into ``None``.
+    """
+
+    text: str = "text"
+    speaker: str = "speaker"
+    conversation: str = "conversation_id"
+    id: str = "id"
+    reply_to: str = "reply_to"
+    time: str = "timestamp"
+
+    def customised(self) -> set[str]:
+        """Attribute names whose column was renamed by the caller (hence required)."""
+        return {
+            spec.name
+            for spec in dataclass_fields(self)
+            if spec.name != "text" and getattr(self, spec.name) != spec.default
+        }
+
+
+@dataclass
+class Reject:
+    """A record skipped in ``on_error="skip"`` mode, located like a :class:`DataError`."""
+
+    source: str
+    line: int | None
+    field: str | None
+    reason: str
+    excerpt: str
+
+    def __str__(self) -> str:
+        place = [self.source]
+        if self.line is not None:
+            place.append(f"line {self.line}")
+        if self.field is not None:
+            place.append(f"field '{self.field}'")
+        return f"{', '.join(place)}: {self.reason}"
+
+
+class _BadRecord(Exception):
+    """One unusable record; turned into a DataError or a Reject by the reading loop."""
+
+    def __init__(self, reason: str, line: int, field: str | None = None, raw: str = "") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.line = line
+        self.field = field
+        self.raw = raw
+
+
+# --------------------------------------------------------------------------------------------
+# Opening files: existence, format, compression, binary sniffing
+
+
+@dataclass(frozen=True)
+class _Source:
+    path: Path  # the file actually read
+    fmt: str  # jsonl | csv | tsv | text | whatsapp
+    stem: str  # default conversation id and id prefix
+    gzipped: bool
+
+
+def _open_raw(path: Path) -> IO[bytes]:
+    """Open a file for binary reading; a seam so tests can count the bytes really read."""
+    return path.open("rb")
+
+
+def _open_stream(source: _Source) -> IO[bytes]:
+    raw = _open_raw(source.path)
+    if source.gzipped:
+        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
+    return raw
+
+
+def _strip_gz(name: str) -> str:
+    return name[:-3] if name.lower().endswith(".gz") else name
+
+
+def _resolve(path: Path, format: str | None) -> _Source:
+    """Decide what to read and how, refusing unusable paths before any record is read."""
+    if format is not None and format not in FORMATS:
+        raise ValueError(f"unknown format {format!r}; expected one of {', '.join(FORMATS)}")
+    if not path.exists():
+        raise DataError("no such file or directory", path=path)
+    if path.is_dir():
+        if format not in (None, "convokit"):
+            raise DataError(f"is a directory; format '{format}' needs a file", path=path)
+        utterances = path / CORPUS_UTTERANCES
+        if not utterances.is_file():
+            raise DataError(
+                f"is a directory but not a ConvoKit corpus (it has no {CORPUS_UTTERANCES})",
+                path=path,
+            )
+        return _sniffed(utterances, "jsonl", path.name)
+    name = _strip_gz(path.name)
+    if format is None:
+        suffix = Path(name).suffix.lower()
+        fmt = _SUFFIX_FORMATS.get(suffix)
+        if fmt is None:
+            shown = suffix or "(none)"
+            raise DataError(
+                f"cannot tell the transcript format from the extension {shown}; use .jsonl, "
+                ".csv, .tsv, .txt or a ConvoKit corpus directory, or name the format",
+                path=path,
+            )
+    else:
+        fmt = "jsonl" if format == "convokit" else format
+    return _sniffed(path, fmt, Path(name).stem or name)
+
+
+def _sniffed(path: Path, fmt: str, stem: str) -> _Source:
+    """Check the first bytes: gzip is read transparently, binary files are refused."""
+    with path.open("rb") as handle:
+        gzipped = handle.read(2) == GZIP_MAGIC
+        handle.seek(0)
+        try:
+            if gzipped:
+                with gzip.GzipFile(fileobj=handle, mode="rb") as unzipped:
+                    head = unzipped.read(SNIFF_BYTES)
+            else:
+                head = handle.read(SNIFF_BYTES)
+        except (OSError, EOFError, zlib.error):
+            raise DataError("starts like a gzip file but cannot be decompressed", path=path) from None
+    if head.startswith(b"PK\x03\x04"):
+        raise DataError(
+            "is a ZIP archive (a zipped chat export or a spreadsheet?), not a text transcript; "
+            "unzip it or export the table as CSV",
+            path=path,
+        )
+    if b"\x00" in head:
+        raise DataError(
+            "looks like a binary file (NUL bytes in its first 8 KiB), not a text transcript; "
+            "UTF-16 text must be saved as UTF-8",
+            path=path,
+        )
+    return _Source(path=path, fmt=fmt, stem=stem, gzipped=gzipped)
+
+
+# --------------------------------------------------------------------------------------------
+# Lines
+
+
+# Split after a carriage return that is not part of CRLF, keeping it as the line ending.
+_LINE_END_CR = re.compile(rb"(?<=\r)(?!\n)")
+
+
+class _Lines:
+    """Numbered, decoded lines of a byte stream, read lazily.
+
+    Lines keep their ending so the CSV parser can see quoted newlines. A lone ``\\r`` also ends
+    a line (old Mac files, mixed endings), matching what editors show as line numbers. Bytes
+    that are not UTF-8 are decoded with replacement characters and their line is remembered in
+    ``bad`` instead of raising here: the record containing that line is then rejected by the
+    format reader, which knows where records start and end (a CSV record can span lines).
+    """
+
+    def __init__(self, stream: IO[bytes], path: Path) -> None:
+        self._stream = stream
+        self._path = path
+        self.bad: dict[int, int] = {}  # line -> offset of the first undecodable byte
+        self.number = 0
+
+    def __iter__(self) -> Iterator[tuple[int, str]]:
+        try:
+            for raw in self._stream:
+                parts = _LINE_END_CR.split(raw) if b"\r" in raw else (raw,)
+                for part in parts:
+                    if part:
+                        self.number += 1
+                        yield self.number, self._decode(part)
+        except (EOFError, zlib.error, gzip.BadGzipFile) as err:
+            raise DataError(
+                f"the gzip data is damaged or cut off after line {self.number} ({type(err).__name__})",
+                path=self._path,
+                line=self.number + 1,
+            ) from None
+
+    def _decode(self, raw: bytes) -> str:
+        if self.number == 1 and raw.startswith(codecs.BOM_UTF8):
+            raw = raw[len(codecs.BOM_UTF8) :]
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            self.bad[self.number] = err.start
+            return raw.decode("utf-8", errors="replace")
+
+    def first_bad(self, start: int, end: int) -> int | None:
+        """The first undecodable line in [start, end], forgetting lines before ``end``."""
+        found = next((line for line in sorted(self.bad) if start <= line <= end), None)
+        for line in [line for line in self.bad if line <= end]:
+            del self.bad[line]
+        return found
+
+
+def _utf8_problem(lines: _Lines, start: int, end: int, raw: str) -> None:
+    bad = lines.first_bad(start, end)
+    if bad is not None:
+        raise _BadRecord("not valid UTF-8; save the file as UTF-8", bad, raw=raw)
+
+
+# --------------------------------------------------------------------------------------------
+# Building messages from table-like records (JSONL, CSV, TSV)
+
+
+_MISSING = object()
+
+
+# ConvoKit's alternative keys: "user" (ConvoKit < 2), "reply-to" (what dump() writes), "root".
+_CONVOKIT_ALIASES = {"speaker": ("user",), "reply_to": ("reply-to",), "conversation": ("root",)}
+
+
+@dataclass
+class _Context:
+    source: _Source
+    columns: ColumnMap
+    keys: dict[str, tuple[str, ...]]  # ColumnMap attribute -> record keys to try, in order
+    required: set[str]  # ColumnMap attributes whose key must be present in every record
+
+    @classmethod
+    def make(cls, source: _Source, columns: ColumnMap) -> _Context:
+        custom = columns.customised()
+        keys = {}
+        for attr in ("text", "id", "conversation", "speaker", "reply_to", "time"):
+            names: tuple[str, ...] = (getattr(columns, attr),)
+            if source.fmt == "jsonl" and attr not in custom:
+                names += _CONVOKIT_ALIASES.get(attr, ())
+            keys[attr] = names
+        required = set(custom)
+        if source.fmt == "jsonl":
+            # A single record may lack a reply target (first message) or a time.
+            required -= {"reply_to", "time"}
+        return cls(source, columns, keys, required)
+
+
+def _lookup(record: dict[str, Any], names: tuple[str, ...]) -> tuple[str, Any]:
+    for name in names:
+        if name in record:
+            return name, record[name]
+    return names[0], _MISSING
+
+
+def _identifier(value: Any, name: str, line: int) -> str | None:
+    """Ids, conversation ids and speakers compare as strings; blank means absent."""
+    if value is _MISSING or value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise _BadRecord(f"expected a string or number, got {_type_name(value)}", line, name)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise _BadRecord("expected a string or number, got a non-finite number", line, name)
+    text = str(value).strip()
+    return text or None
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {dict: "object", list: "array", bool: "boolean"}.get(type(value), type(value).__name__)
+
+
+def _build(record: dict[str, Any], line: int, ctx: _Context, raw: str) -> Message:
+    name, text = _lookup(record, ctx.keys["text"])
+    if text is _MISSING:
+        raise _BadRecord("missing text", line, name, raw)
+    if not isinstance(text, str):
+        raise _BadRecord(f"expected text, got {_type_name(text)}", line, name, raw)
+    if not text.strip():
+        raise _BadRecord("empty text", line, name, raw)
+
+    def part(attr: str) -> str | None:
+        used, value = _lookup(record, ctx.keys[attr])
+        if value is _MISSING and attr in ctx.required:
+            raise _BadRecord("missing field", line, used, raw)
+        try:
+            return _identifier(value, used, line)
+        except _BadRecord as bad:
+            bad.raw = raw
+            raise
+
+    message_id = part("id") or f"{ctx.source.stem}:{line}"
+    conversation = part("conversation") or ctx.source.stem
+    speaker = part("speaker")
+    reply_to = part("reply_to")
+    timestamp = part("time")
+    return Message(
+        id=message_id,
+        conversation_id=conversation,
+        speaker=speaker,
+        text=text,
+        reply_to=reply_to,
+        timestamp=timestamp,
+        fields=record,
+        source=str(ctx.source.path),
+        line=line,
+    )
+
+
+def _iter_jsonl(lines: _Lines, ctx: _Context) -> Iterator[Message | _BadRecord]:
+    first = True
+    for number, text in lines:
+        body = text.strip()
+        if not body:
+            continue
+        is_first, first = first, False
+        try:
+            _utf8_problem(lines, number, number, body)
+            try:
+                record = json.loads(body)
+            except json.JSONDecodeError as err:
+                if is_first and (body in ("[", "{") or body.startswith("[")):
+                    _not_json_lines(ctx.source.path, number)
+                if err.pos >= len(body) or err.msg.startswith("Unterminated string"):
+                    raise _BadRecord(
+                        "not valid JSON: the record ends early (cut-off line?)", number, raw=body
+                    ) from None
+                raise _BadRecord(
+                    f"not valid JSON ({err.msg} at column {err.colno})", number, raw=body
+                ) from None
+            if is_first and isinstance(record, list) and record and all(
+                isinstance(item, dict) for item in record
+            ):
+                _not_json_lines(ctx.source.path, number)
+            if not isinstance(record, dict):
+                raise _BadRecord(f"expected a JSON object, got {_type_name(record)}", number, raw=body)
+            yield _build(record, number, ctx, body)
+        except _BadRecord as bad:
+            yield bad
+
+
+def _not_json_lines(path: Path, line: int) -> None:
+    raise DataError(
+        "looks like a JSON array or pretty-printed JSON; expected JSON Lines (one object per "
+        "line), e.g. convert with: jq -c '.[]'",
+        path=path,
+        line=line,
+    )
+
+
+def _iter_delimited(lines: _Lines, ctx: _Context, delimiter: str) -> Iterator[Message | _BadRecord]:
+    path = ctx.source.path
+    reader = csv.reader((text for _, text in lines), delimiter=delimiter, strict=True)
+    header: list[str] | None = None
+    header_line = 1
+    end = 0
+    while True:
+        start = end + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as err:
+            end = reader.line_num
+            if header is None:
+                raise DataError(f"the header row is not valid CSV ({err})", path=path, line=start) from None
+            yield _BadRecord(_csv_reason(err, start), start)
+            continue
+        end = reader.line_num
+        raw = delimiter.join(row)
+        if header is None:
+            if not row or all(not cell.strip() for cell in row):
+                continue
+            if lines.first_bad(start, end) is not None:
+                raise DataError("the header row is not valid UTF-8", path=path, line=start)
+            header, header_line = [name.strip() for name in row], start
+            _check_header(header, header_line, ctx)
+            continue
+        if not row or all(not cell.strip() for cell in row):
+            lines.first_bad(start, end)
+            continue
+        try:
+            _utf8_problem(lines, start, end, raw)
+            if len(row) != len(header):
+                raise _BadRecord(f"has {len(row)} cells but the header has {len(header)}", start, raw=raw)
+            yield _build(dict(zip(header, row)), start, ctx, raw)
+        except _BadRecord as bad:
+            yield bad
+
+
+def _csv_reason(err: csv.Error, start: int) -> str:
+    text = str(err)
+    if "field larger than field limit" in text:
+        return (
+            f"a cell is longer than {csv.field_size_limit()} characters: probably a quote "
+            f"opened in the record at line {start} that is never closed"
+        )
+    if "unexpected end of data" in text:
+        return "the file ends inside a quoted cell: a quote is never closed"
+    return f"not valid CSV ({text}); a quote inside a cell must be doubled and the cell quoted"
+
+
+def _check_header(header: list[str], line: int, ctx: _Context) -> None:
+    path = ctx.source.path
+    seen: set[str] = set()
+    for name in header:
+        if name in seen:
+            raise DataError("column appears twice in the header", path=path, line=line, field=name)
+        seen.add(name)
+    cols = ctx.columns
+    for attr in ["text", *sorted(ctx.required)]:
+        name = getattr(cols, attr)
+        if name not in seen:
+            shown = ", ".join(header[:20]) + (", …" if len(header) > 20 else "")
+            raise DataError(
+                f"column missing from the header (it has: {shown})", path=path, line=line, field=name
+            )
+
+
+# --------------------------------------------------------------------------------------------
+# Plain-text logs and WhatsApp exports
+
+
+_MARKS = "\u200e\u200f\u202a\u202b\u202c\u202d\u202e\ufeff"
+_DATE = r"\d{1,4}[./-]\d{1,2}[./-]\d{1,4}"
+_TIME = r"\d{1,2}[:.]\d{2}(?:[:.]\d{2})?(?:[ \u202f\u00a0]?[AaPp]\.?[ \u202f\u00a0]?[Mm]\.?)?"
+_STAMP = rf"{_DATE},?[ \u202f\u00a0]+{_TIME}"
+_ANDROID = re.compile(rf"(?P<ts>{_STAMP})[ \u202f\u00a0]+[-–][ \u202f\u00a0]+(?P<rest>.*)", re.S)
+# iOS always writes "date, time"; requiring the comma keeps "[2024-01-01 10:00] Ana: hi" plain.
+_IOS = re.compile(rf"\[(?P<ts>{_DATE},[ \u202f\u00a0]+{_TIME})\][ \u202f\u00a0]*(?P<rest>.*)", re.S)
+_PLAIN = re.compile(r"(?:\[(?P<ts>[^\]\n]*)\][ \t]*)?(?P<rest>.*)", re.S)
+_PLAIN_SPEAKER = re.compile(r"(?P<speaker>[^\s:\[][^:]{0,47}?)[ \t]*:(?:[ \t](?P<text>.*)|$)", re.S)
+# English WhatsApp system texts that can look like "Name: text" or sit under the group's name.
+# Matched case-sensitively against the text before the first ": " (or an iOS body marked with
+# U+200E), never against a whole message, so "Bob: I left early" stays a message.
+_SYSTEM = re.compile(
+    r"(Messages and calls are end-to-end encrypted|Messages to this (group|chat) are now"
+    r"|.+ (created group|created this group|added|removed|left|joined using this group's invite"
+    r" link|changed the subject|changed this group's icon|changed the group description"
+    r"|changed their phone number|deleted this group's icon)\b"
+    r"|Your security code with .+ changed)",
+    re.S,
+)
+
+
+@dataclass
+class _Header:
+    timestamp: str | None
+    speaker: str | None  # None: a system line, not a message
+    text: str
+
+
+def _whatsapp_header(line: str) -> _Header | None:
+    stripped = line.lstrip(_MARKS)
+    match = _ANDROID.fullmatch(stripped) or _IOS.fullmatch(stripped)
+    if match is None:
+        return None
+    rest, timestamp = match.group("rest"), match.group("ts")
+    split = rest.find(": ")
+    candidate = rest[:split] if split > 0 else ""
+    speaker = candidate.strip(_MARKS + " ")
+    if not speaker or _SYSTEM.match(candidate.lstrip(_MARKS)):
+        return _Header(timestamp, None, rest)  # "X added Y", "Messages and calls are …"
+    body = rest[split + 2 :]
+    # iOS files system texts under the group's name, marked with U+200E.
+    if body and body[0] in _MARKS and _SYSTEM.match(body.lstrip(_MARKS)):
+        return _Header(timestamp, None, body)
+    return _Header(timestamp, speaker, body.lstrip(_MARKS))
+
+
+def _plain_header(line: str) -> _Header | None:
+    match = _PLAIN.fullmatch(line.lstrip(_MARKS))
+    assert match is not None  # the pattern matches any line
+    timestamp, rest = match.group("ts"), match.group("rest")
+    found = _PLAIN_SPEAKER.fullmatch(rest)
+    if found is not None and len(found.group("speaker").split()) <= 4:
+        return _Header(timestamp, found.group("speaker").strip(), found.group("text") or "")
+    if timestamp is not None:
+        return _Header(timestamp, None, rest)  # "[12:00] * Bob joined": an event, not a message
+    return None
+
+
+@dataclass
+class _Pending:
+    line: int
+    header: _Header
+    parts: list[str] = field(default_factory=list)
+
+
+def _iter_text(lines: _Lines, ctx: _Context, whatsapp: bool | None) -> Iterator[Message | _BadRecord]:
+    """One message per header line; following non-header lines continue it.
+
+    The dialect is decided on the first non-blank line when not forced: WhatsApp exports are
+    recognised by their date-and-time prefix and then only such prefixes start messages, so a
+    line like "PS: see you" inside a WhatsApp message stays part of it.
+    """
+    pending: _Pending | None = None
+    state = "start"  # start | message | system | orphan
+    for number, text in lines:
+        body = text.rstrip("\r\n")
+        if whatsapp is None:
+            if not body.strip():
+                continue
+            whatsapp = _whatsapp_header(body) is not None
+        header = _whatsapp_header(body) if whatsapp else _plain_header(body)
+        if header is None:
+            if state == "message":
+                assert pending is not None
+                pending.parts.append(body)
+            elif state == "start" and body.strip():
+                state = "orphan"
+                lines.first_bad(number, number)
+                yield _BadRecord(
+                    "text before the first message (expected 'Speaker: message')", number, raw=body
+                )
+            continue
+        if pending is not None:
+            yield _finish_text(pending, number - 1, lines, ctx)
+            pending = None
+        if header.speaker is None:
+            state = "system"  # WhatsApp notices and log events are not messages
+            lines.first_bad(number, number)
+            continue
+        pending = _Pending(number, header, [header.text])
+        state = "message"
+    if pending is not None:
+        yield _finish_text(pending, lines.number, lines, ctx)
+
+
+def _finish_text(pending: _Pending, end: int, lines: _Lines, ctx: _Context) -> Message | _BadRecord:
+    parts = pending.parts
+    if len(parts) > 1 and not parts[0].strip():
+        parts.pop(0)  # "Alice:" alone, the message on the lines below
+    while len(parts) > 1 and not parts[-1].strip():
+        parts.pop()
+    text = "\n".join(parts)
+    header = pending.header
+    try:
+        _utf8_problem(lines, pending.line, end, text)
+        if not text.strip():
+            raise _BadRecord("empty text", pending.line, "text", text)
+    except _BadRecord as bad:
+        return bad
+    return Message(
+        id=f"{ctx.source.stem}:{pending.line}",
+        conversation_id=ctx.source.stem,
+        speaker=header.speaker,
+        text=text,
+        reply_to=None,
+        timestamp=header.timestamp,
+        fields={"timestamp": header.timestamp, "speaker": header.speaker, "text": text},
+        source=str(ctx.source.path),
+        line=pending.line,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Public API
+
+
+def read_messages(
+    path: str | Path,
+    *,
+    format: str | None = None,
+    columns: ColumnMap = ColumnMap(),
+    on_error: str = "raise",
+    on_reject: Callable[[Reject], None] | None = None,
+) -> Iterator[Message]:
+    """Stream the messages of one transcript file or ConvoKit corpus directory.
+
+    The path, its format, compression and text-ness are checked now, so a wrong path fails at
+    the call; records are read only as the iterator is consumed, so memory does not grow with
+    the file. ``format`` overrides the extension ("jsonl", "csv", "tsv", "text", "whatsapp",
+    "convokit").
+
+    With ``on_error="raise"`` the first bad record raises :class:`DataError` naming file, line
+    and field. With ``on_error="skip"`` each bad record is passed to ``on_reject`` (if given)
+    and reading goes on; problems with the whole file (missing path, binary data, a CSV header
+    without the text column, a JSON array instead of JSON Lines) raise in both modes.
+
+    Defaults: a missing id becomes ``"<stem>:<line>"`` and a missing conversation id the file's
+    stem (one file, one conversation). WhatsApp system lines ("Messages and calls are
+    end-to-end encrypted", "X added Y") and bracketed log events without a speaker are not
+    messages and are skipped; ``<Media omitted>`` is a speaker's message and is kept.
+    """
+    if on_error not in ("raise", "skip"):
+        raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
+    source = _resolve(Path(path), format)
+    return _generate(source, columns, on_error, on_reject)
+
+
+def _generate(
+    source: _Source,
+    columns: ColumnMap,
+    on_error: str,
+    on_reject: Callable[[Reject], None] | None,
+) -> Iterator[Message]:
+    ctx = _Context.make(source, columns)
+    seen: dict[str, int] = {}
+    with _open_stream(source) as stream:
+        lines = _Lines(stream, source.path)
+        if source.fmt == "jsonl":
+            items = _iter_jsonl(lines, ctx)
+        elif source.fmt in ("csv", "tsv"):
+            items = _iter_delimited(lines, ctx, "," if source.fmt == "csv" else "\t")
+        else:
+            items = _iter_text(lines, ctx, True if source.fmt == "whatsapp" else None)
+        for item in items:
+            if isinstance(item, Message):
+                first = seen.get(item.id)
+                if first is None:
+                    seen[item.id] = item.line
+                    yield item
+                    continue
+                item = _BadRecord(
+                    f"duplicate message id {excerpt(item.id, 30)}, first used at line {first}",
+                    item.line,
+                    columns.id,
+                    item.text,
+                )
+            if on_error == "raise":
+                raise DataError(item.reason, path=source.path, line=item.line, field=item.field)
+            if on_reject is not None:
+                on_reject(
+                    Reject(
+                        source=str(source.path),
+                        line=item.line,
+                        field=item.field,
+                        reason=item.reason,
+                        excerpt=excerpt(item.raw.strip()),
+                    )
+                )
+
+
+def iter_conversations(
+    messages: Iterable[Message], *, grouped: bool = True
+) -> Iterator[tuple[str, list[Message]]]:
+    """Group a message stream into ``(conversation_id, messages)`` in input order.
+
+    With ``grouped=True`` (the default) only one conversation is held at a time, which keeps
+    memory flat for large corpora but needs each conversation's messages to be contiguous, as
+    they are in ConvoKit dumps and one-file-per-chat inputs. A conversation that reappears after
+    another one started raises :class:`DataError` at that message rather than silently
+    splitting it in two (which would corrupt turn and reciprocity figures). Interleaved input
+    should be sorted by conversation first (keeping each conversation's message order), or read
+    with ``grouped=False``, which holds every message in memory and accepts any order.
+    """
+    if not grouped:
+        groups: dict[str, list[Message]] = {}
+        for message in messages:
+            groups.setdefault(message.conversation_id, []).append(message)
+        yield from groups.items()
+        return
+    finished: dict[str, tuple[str, int]] = {}
+    current: str | None = None
+    batch: list[Message] = []
+    for message in messages:
+        if message.conversation_id == current:
+            batch.append(message)
+            continue
+        earlier = finished.get(message.conversation_id)
+        if earlier is not None:
+            raise DataError(
+                f"conversation {excerpt(message.conversation_id, 30)} started at {earlier[0]} "
+                f"line {earlier[1]} and reappears here after other conversations; the input "
+                "must be grouped by conversation: sort it by conversation id (keeping message "
+                "order within each) or read it with grouped=False, which holds all messages "
+                "in memory",
+                path=message.source,
+                line=message.line,
+                field="conversation_id",
+            )
+        if current is not None:
+            yield current, batch
+        current, batch = message.conversation_id, [message]
+        finished[current] = (message.source, message.line)
+    if current is not None:
+        yield current, batch
+
+
+# --------------------------------------------------------------------------------------------
+# Timestamps
+
+_WHATSAPP_STAMP = re.compile(
+    r"(?P<a>\d{1,4})(?P<sep>[./-])(?P<b>\d{1,2})[./-](?P<c>\d{1,4}),?\s+"
+    r"(?P<h>\d{1,2})[:.](?P<mi>\d{2})(?:[:.](?P<s>\d{2}))?"
+    r"(?:\s*(?P<ampm>[AaPp])\.?\s?[Mm]\.?)?"
+)
+
+
+def parse_timestamp(value: Any, *, dayfirst: bool | None = None) -> datetime | None:
+    """Best-effort datetime for a timestamp kept as text; ``None`` when it cannot tell.
+
+    Readers keep timestamps as the strings they found because chat exports use many locale
+    formats and a wrong guess would be worse than none; this helper is for the analyses that do
+    need time. It understands ISO 8601, Unix epoch numbers (seconds, or milliseconds when
+    larger than 1e11; returned in UTC) and WhatsApp's ``12/31/23, 9:41 PM`` /
+    ``31.12.23, 21:41`` / ``31/12/2023, 21:41:05`` shapes. Day-month order comes from
+    ``dayfirst`` when given; otherwise a part above 12 decides, then the convention of the
+    shape (``.`` dates and 24-hour ``/`` dates are day-first, 12-hour ``/`` dates month-first).
+    Two-digit years are 20xx. It never raises.
+    """
+    try:
+        return _parse_timestamp(value, dayfirst)
+    except (ValueError, OverflowError, OSError, TypeError):
+        return None
+
+
+def _parse_timestamp(value: Any, dayfirst: bool | None) -> datetime | None:
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return _from_epoch(float(value))
+    if not isinstance(value, str):
+        return None
+    text = value.strip(_MARKS + " \t\r\n").replace("\u202f", " ").replace("\u00a0", " ")
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        pass
+    if re.fullmatch(r"\d{9,}(\.\d+)?", text):  # epoch seconds since 1973, or milliseconds
+        return _from_epoch(float(text))
+    match = _WHATSAPP_STAMP.fullmatch(text)
+    if match is None:
+        return None
+    a, b, c = match.group("a", "b", "c")
+    if len(a) == 4:
+        year, month, day = int(a), int(b), int(c)
+    else:
+        year = int(c) + (2000 if len(c) <= 2 else 0)
+        first, second = int(a), int(b)
+        if dayfirst is None:
+            if first > 12:
+                dayfirst = True
+            elif second > 12:
+                dayfirst = False
+            else:
+                dayfirst = match.group("sep") != "/" or match.group("ampm") is None
+        day, month = (first, second) if dayfirst else (second, first)
+    hour, minute = int(match.group("h")), int(match.group("mi"))
+    second_ = int(match.group("s") or 0)
+    ampm = match.group("ampm")
+    if ampm is not None:
+        if not 1 <= hour <= 12:
+            return None
+        hour = hour % 12 + (12 if ampm in "Pp" else 0)
+    return datetime(year, month, day, hour, minute, second_)
+
+
+def _from_epoch(seconds: float) -> datetime | None:
+    if not math.isfinite(seconds) or seconds < 0:
+        return None
+    if seconds > 1e11:
+        seconds /= 1000.0
+    return datetime.fromtimestamp(seconds, tz=timezone.utc)
