@@ -1,0 +1,56 @@
+"""disclosure_nlp: how deeply each person in a chat opens up, and whether the other meets them.
+
+The public API is importable from here. Heavy parts (torch, transformers) load on first use,
+not at import, so importing the package is cheap, and it never trains or touches the network:
+the Hugging Face offline switches are set here unless ``DISCLOSURE_NLP_ALLOW_NETWORK=1``.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+from .modelstore import enforce_offline
+
+__version__ = "0.1.0"
+
+enforce_offline()
+
+_EXPORTS = {
+    "DisclosureClassifier": "classifier",
+    "Prediction": "classifier",
+    "LAYERS": "layers",
+    "analyze_conversation": "reciprocity",
+    "LabeledMessage": "reciprocity",
+    "ConversationReciprocity": "reciprocity",
+    "annotate": "annotate",
+    "AnnotationSummary": "annotate",
+    "evaluate": "evaluation",
+    "train": "training",
+    "TrainConfig": "training",
+    "read_messages": "transcripts",
+    "DisclosureError": "errors",
+    "DataError": "errors",
+    "ModelError": "errors",
+}
+
+__all__ = sorted(_EXPORTS)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .annotate import AnnotationSummary, annotate
+    from .classifier import DisclosureClassifier, Prediction
+    from .errors import DataError, DisclosureError, ModelError
+    from .evaluation import evaluate
+    from .layers import LAYERS
+    from .reciprocity import ConversationReciprocity, LabeledMessage, analyze_conversation
+    from .training import TrainConfig, train
+    from .transcripts import read_messages
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'disclosure_nlp' has no attribute {name!r}")
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value

@@ -168,6 +168,52 @@ def evaluate(
         typer.echo(f"macro-F1 gain over the baseline: {gain * 100:+.1f} points")
 
 
+@app.command()
+def annotate(
+    inputs: Annotated[list[Path], typer.Argument(help="Transcript files (JSONL/ConvoKit, CSV/TSV, .txt chat logs; .gz ok) or ConvoKit corpus directories.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Annotated messages: .jsonl, .csv, .tsv or .parquet.")],
+    summary: Annotated[Optional[Path], typer.Option("--summary", help="Write per-conversation reciprocity figures as JSON here.")] = None,
+    report: Annotated[Optional[Path], typer.Option("--report", help="Write a self-contained HTML report here.")] = None,
+    report_text: Annotated[bool, typer.Option("--report-text/--no-report-text", help="Show message texts in the report.")] = True,
+    model: ModelOption = None,
+    input_format: Annotated[Optional[str], typer.Option("--format", help="Input format: jsonl, csv, tsv, text, whatsapp, convokit (default: from the extension).")] = None,
+    output_format: Annotated[Optional[str], typer.Option("--output-format", help="Output format (default: from the extension).")] = None,
+    text_col: Annotated[str, typer.Option("--text-col")] = "text",
+    speaker_col: Annotated[str, typer.Option("--speaker-col")] = "speaker",
+    conversation_col: Annotated[str, typer.Option("--conversation-col")] = "conversation_id",
+    id_col: Annotated[str, typer.Option("--id-col")] = "id",
+    reply_to_col: Annotated[str, typer.Option("--reply-to-col")] = "reply_to",
+    time_col: Annotated[str, typer.Option("--time-col")] = "timestamp",
+    on_error: Annotated[str, typer.Option("--on-error", help="raise: stop at the first bad record; skip: write it to the rejects file and go on.")] = "raise",
+    rejects: Annotated[Optional[Path], typer.Option("--rejects", help="Rejects file for --on-error skip (default: OUTPUT.rejects.jsonl).")] = None,
+    batch_size: Annotated[int, typer.Option(min=1)] = 32,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite existing outputs.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Label every message of chat transcripts and analyse each conversation's reciprocity."""
+    from .annotate import annotate as run_annotation
+    from .transcripts import ColumnMap
+
+    if on_error not in ("raise", "skip"):
+        _fail(DisclosureError("--on-error must be 'raise' or 'skip'"))
+    columns = ColumnMap(text=text_col, speaker=speaker_col, conversation=conversation_col, id=id_col,
+                        reply_to=reply_to_col, time=time_col)
+    try:
+        stats = run_annotation(
+            inputs, output, model=model, format=input_format, output_format=output_format, columns=columns,
+            on_error=on_error, rejects=rejects, summary=summary, report=report, report_text=report_text,
+            batch_size=batch_size, force=force, progress=not quiet,
+        )
+    except DisclosureError as err:
+        _fail(err)
+    typer.echo(stats.line())
+    for label, path in (("annotated", stats.output), ("summary", stats.summary_path), ("report", stats.report_path)):
+        if path:
+            typer.echo(f"{label}: {path}")
+    if stats.rejected:
+        typer.echo(f"rejects: {stats.rejects_path}")
+
+
 def main() -> None:
     app()
 

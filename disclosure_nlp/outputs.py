@@ -40,6 +40,7 @@ __all__ = [
     "OutputWriter",
     "open_output",
     "write_json_atomic",
+    "write_text_atomic",
 ]
 
 OUTPUT_FORMATS = ("jsonl", "csv", "tsv", "parquet")
@@ -146,28 +147,34 @@ def _remove_quietly(path: Path) -> None:
         pass
 
 
-def write_json_atomic(path: str | Path, obj: Any, force: bool = False) -> None:
-    """Write one JSON document (a summary, a report) with the same all-or-nothing guarantee.
-
-    The document is serialised before any file is touched, so an unserialisable value leaves no
-    trace; NaN becomes ``null`` because strict JSON readers reject ``NaN``.
-    """
+def write_text_atomic(path: str | Path, text: str, force: bool = False) -> None:
+    """Write a whole text document (an HTML report) with the all-or-nothing guarantee."""
     target = Path(path)
     _check_target(target, force)
-    try:
-        data = json.dumps(_json_value(obj, "(document)"), ensure_ascii=False, indent=2, allow_nan=False)
-    except (TypeError, ValueError) as err:
-        raise OutputError(f"cannot be written as JSON: {err}", path=target) from None
     temp, fd = _reserve_temp(target)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(data + "\n")
+            handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
         _commit(temp, target, force)
     except BaseException:
         _remove_quietly(temp)
         raise
+
+
+def write_json_atomic(path: str | Path, obj: Any, force: bool = False) -> None:
+    """Write one JSON document (a summary) with the same all-or-nothing guarantee.
+
+    The document is serialised before any file is touched, so an unserialisable value leaves no
+    trace; NaN becomes ``null`` because strict JSON readers reject ``NaN``.
+    """
+    target = Path(path)
+    try:
+        data = json.dumps(_json_value(obj, "(document)"), ensure_ascii=False, indent=2, allow_nan=False)
+    except (TypeError, ValueError) as err:
+        raise OutputError(f"cannot be written as JSON: {err}", path=target) from None
+    write_text_atomic(target, data + "\n", force=force)
 
 
 # --------------------------------------------------------------------------------------------
