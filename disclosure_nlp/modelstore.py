@@ -197,6 +197,9 @@ def pack_compact(
         for name in DIRECTORY_FILES:
             if (source / name).exists():
                 shutil.copy2(source / name, staging / name)
+        staging.chmod(0o755)
+        for item in staging.iterdir():
+            item.chmod(0o644)
         if target.exists():
             shutil.rmtree(target)
         staging.rename(target)
