@@ -33,7 +33,7 @@ class TfidfBaseline:
         )
         pipeline = Pipeline([("tfidf", features), ("lr", LogisticRegression(max_iter=3000))])
         counts = [list(labels).count(label) for label in set(labels)]
-        folds = min(5, min(counts)) if counts else 0
+        folds = min(3, min(counts)) if counts else 0
         if folds >= 2 and len(set(labels)) > 1:
             search = GridSearchCV(
                 pipeline,
