@@ -8,21 +8,55 @@ and on the longest conversation, not on the size of the file.
 
 Every message read is either written (once, with all its input fields) or reported as a reject,
 and the closing :class:`AnnotationSummary` says so: ``read == written + rejected``. Outputs go to
-temporary files renamed into place only on success (:mod:`disclosure_nlp.outputs`), so a crash
-never leaves a half-written file under the target's name.
+hidden partial files renamed into place only on success (:mod:`disclosure_nlp.outputs`), so a
+crash never leaves a half-written file under the target's name and never touches an earlier
+output. All inputs are checked (path, format, binary data) before the model is loaded, so a
+wrong path fails in a second, not after the model has loaded.
+
+Interruptions and ``resume``
+----------------------------
+A JSONL, CSV or TSV output is written to ``.<name>.partial`` next to the target. After each
+window of complete conversations, the partial file (and the rejects' partial file) is flushed
+to disk and a checkpoint ``.<name>.partial.json`` records: the identity of every input (its
+path, size and a SHA-256 of its first and last 64 KiB), the options that change the output
+(input format, columns, ``on_error``, rejects path, batch size, window, permutations, the model's
+identity), how many conversations and messages are written, a SHA-256 over the conversation
+ids, sizes and message ids written, and the byte size of each partial file at that point.
+
+With ``resume=True`` a run that was killed or interrupted continues after the last complete
+window it wrote: the checkpoint is checked against the inputs and options (any difference is
+an error saying which), the partial files are cut back to the recorded sizes, the inputs are
+read again from the start without classifying the conversations already written (reads,
+rejects and the SHA-256 are recomputed, so a changed input is caught), and new rows are
+appended. The result is byte-identical to an uninterrupted run. Without ``resume`` a leftover
+partial file of a killed run is replaced. ``resume=True`` with nothing to resume starts from
+the beginning. Parquet outputs cannot be continued (their footer comes last) and refuse
+``resume``.
+
+The summary and the report need the figures of every conversation; they are kept in a third
+partial file, ``.<name>.partial.figures`` (one JSON line per conversation, with the messages
+the report shows), checkpointed like the others and read back on resume; it is only written
+when a summary or report is asked for, and removed at the end.
+
+An error in the input (:class:`DisclosureError`) removes the partial files, because that run
+cannot be continued as it stands; any other interruption (Ctrl-C, a kill, a full disk) keeps
+them for ``resume``. Two runs cannot write the same output at once: the partial file is
+locked.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
-from .errors import DisclosureError
+from .errors import DataError, DisclosureError, excerpt
 from .layers import LAYERS
-from .transcripts import ColumnMap, Message, Reject, iter_conversations, read_messages
+from .transcripts import CORPUS_UTTERANCES, ColumnMap, Message, Reject, iter_conversations, read_messages
 
 ANNOTATION_FIELDS: tuple[str, ...] = (
     "layer",
@@ -39,11 +73,18 @@ INPUT_PREFIX = "input_"
 DEFAULT_WINDOW = 1024
 REPORT_CONVERSATION_LIMIT = 200
 DIGITS = 4
+CHECKPOINT_VERSION = 1
+IDENTITY_BYTES = 64 * 1024
+"""Bytes hashed at each end of an input (and of the model's weights) to recognise it on resume."""
 
 
 @dataclass
 class AnnotationSummary:
-    """What an annotation run did; ``read == written + rejected`` always holds."""
+    """What an annotation run did; ``read == written + rejected`` always holds.
+
+    After a resumed run the counts cover the whole input, as if it had not been interrupted;
+    ``resumed_conversations`` says how many conversations the interrupted run had written.
+    """
 
     read: int = 0
     written: int = 0
@@ -54,6 +95,7 @@ class AnnotationSummary:
     rejects_path: str | None = None
     summary_path: str | None = None
     report_path: str | None = None
+    resumed_conversations: int = 0
 
     @property
     def messages_per_second(self) -> float:
@@ -104,25 +146,80 @@ def _annotation(probabilities, reciprocity: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# --------------------------------------------------------------------------------------------
+# Reading
+
+
+_UNWRITABLE = (
+    "holds an unpaired surrogate escape (\\ud800-\\udfff), which is not text and cannot be "
+    "written as UTF-8"
+)
+
+
+def _unwritable(value: Any) -> bool:
+    """Whether a value holds a string that UTF-8 cannot encode (a lone JSON surrogate escape)."""
+    if isinstance(value, str):
+        if value.isascii():
+            return False
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(_unwritable(k) or _unwritable(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_unwritable(v) for v in value)
+    return False
+
+
+def _unwritable_field(message: Message, columns: ColumnMap) -> str | None:
+    """The field of ``message`` that could not be written out, named safely, or ``None``.
+
+    JSON allows ``"\\ud83d"`` (half of an emoji, common in truncated exports); Python reads it
+    into a string that cannot be encoded, so it would crash the writer halfway. Catching it here
+    turns it into an ordinary bad record with its place.
+    """
+    if not _unwritable(message.text) and not _unwritable(message.fields):
+        return None
+    for key, value in message.fields.items():
+        if _unwritable(key) or _unwritable(value):
+            return str(key).encode("utf-8", "backslashreplace").decode("utf-8")
+    return columns.text
+
+
 def _conversations(
-    inputs: Sequence[Path],
+    streams: Sequence[tuple[Path, Iterator[Message]]],
     *,
-    format: str | None,
     columns: ColumnMap,
     on_error: str,
     on_reject: Callable[[Reject], None],
     counter: list[int],
 ) -> Iterator[tuple[str, list[Message]]]:
     """Conversations of all inputs in order; each file is grouped on its own."""
-    for path in inputs:
-        stream = read_messages(path, format=format, columns=columns, on_error=on_error, on_reject=on_reject)
+    for path, stream in streams:
 
-        def counted(messages: Iterable[Message]) -> Iterator[Message]:
-            for message in messages:
-                counter[0] += 1
-                yield message
+        def checked(messages: Iterable[Message], path: Path = path) -> Iterator[Message]:
+            last_line = [0]
+            try:
+                for message in messages:
+                    last_line[0] = message.line
+                    bad = _unwritable_field(message, columns)
+                    if bad is not None:
+                        if on_error == "raise":
+                            raise DataError(_UNWRITABLE, path=message.source, line=message.line, field=bad)
+                        on_reject(Reject(message.source, message.line, bad, _UNWRITABLE, excerpt(message.text.strip())))
+                        continue
+                    counter[0] += 1
+                    yield message
+            except RecursionError:
+                # json.loads gives up on records nested thousands of levels deep.
+                raise DataError(
+                    f"a JSON record after line {last_line[0]} is nested too deeply to read",
+                    path=path,
+                ) from None
 
-        yield from iter_conversations(counted(stream))
+        yield from iter_conversations(checked(stream))
 
 
 def label_conversation(
@@ -155,6 +252,123 @@ def label_conversation(
     return rows, figures
 
 
+# --------------------------------------------------------------------------------------------
+# Identities for checkpoints
+
+
+def _file_identity(path: Path) -> dict[str, Any]:
+    """Size and SHA-256 of the first and last 64 KiB: cheap, survives a copy, catches appends."""
+    size = path.stat().st_size
+    head = hashlib.sha256()
+    tail = hashlib.sha256()
+    with path.open("rb") as handle:
+        head.update(handle.read(IDENTITY_BYTES))
+        handle.seek(max(0, size - IDENTITY_BYTES))
+        tail.update(handle.read(IDENTITY_BYTES))
+    return {"size": size, "head": head.hexdigest(), "tail": tail.hexdigest()}
+
+
+def _input_identity(path: Path) -> dict[str, Any]:
+    read = path / CORPUS_UTTERANCES if path.is_dir() else path
+    return {"path": str(path.resolve()), **_file_identity(read)}
+
+
+def _model_identity(classifier: Any) -> str:
+    """What the checkpoint records about the model, so a resumed run uses the same one."""
+    given = getattr(classifier, "identity", None)
+    if isinstance(given, str):
+        return given
+    directory = getattr(classifier, "path", None)
+    if directory is not None:
+        weights = Path(directory) / "model.safetensors"
+        digest = _file_identity(weights) if weights.is_file() else {}
+        return f"{Path(directory).resolve()} " + " ".join(f"{k}={v}" for k, v in digest.items())
+    kind = type(classifier)
+    return f"{kind.__module__}.{kind.__qualname__}"
+
+
+def _digest_update(digest: Any, conversation_id: str, messages: list[Message]) -> None:
+    digest.update(f"{conversation_id}\x1f{len(messages)}\x1e".encode("utf-8", "backslashreplace"))
+    for message in messages:
+        digest.update(message.id.encode("utf-8", "backslashreplace") + b"\x1d")
+
+
+def _cannot_resume(checkpoint: Path, reason: str) -> DisclosureError:
+    from .outputs import OutputError
+
+    return OutputError(
+        f"cannot resume: {reason}; run the same command as the interrupted run with --resume, "
+        "or start over without --resume",
+        path=checkpoint,
+    )
+
+
+def _check_checkpoint(
+    data: dict[str, Any],
+    checkpoint: Path,
+    *,
+    target: Path,
+    fmt: str,
+    inputs: list[dict[str, Any]],
+    options: dict[str, Any],
+) -> None:
+    """Refuse a checkpoint that belongs to another run, naming what differs."""
+    if data.get("version") != CHECKPOINT_VERSION:
+        raise _cannot_resume(checkpoint, f"the checkpoint has version {data.get('version')!r}, not {CHECKPOINT_VERSION}")
+    if data.get("output") != target.name or data.get("output_format") != fmt:
+        raise _cannot_resume(checkpoint, "the checkpoint belongs to another output or output format")
+    before = data.get("inputs")
+    if not isinstance(before, list) or [i.get("path") for i in before if isinstance(i, dict)] != [i["path"] for i in inputs]:
+        raise _cannot_resume(checkpoint, "the input files (or their order) differ from the interrupted run's")
+    for old, new in zip(before, inputs):
+        if old != new:
+            raise _cannot_resume(checkpoint, f"input {new['path']} changed since the interrupted run (size or content)")
+    old_options = data.get("options") or {}
+    for key, value in options.items():
+        if old_options.get(key) != value:
+            raise _cannot_resume(
+                checkpoint,
+                f"option '{key}' differs from the interrupted run's ({old_options.get(key)!r}, now {value!r})",
+            )
+    for key in ("conversations", "written"):
+        if not isinstance(data.get(key), int) or data[key] < 0:
+            raise _cannot_resume(checkpoint, f"the checkpoint is damaged ('{key}')")
+
+
+def _writer_state(data: dict[str, Any], key: str, checkpoint: Path):
+    from .outputs import WriterState
+
+    value = data.get(key)
+    if value is None:
+        return None
+    try:
+        return WriterState.from_dict(value)
+    except (ValueError, AttributeError, TypeError):
+        raise _cannot_resume(checkpoint, f"the checkpoint is damaged ('{key}')") from None
+
+
+def _load_records(partial: Path, offset: int, checkpoint: Path) -> list[ConversationRecord]:
+    """The conversation records a resumed run had kept, read back from its figures file."""
+    import json
+
+    try:
+        with partial.open("rb") as handle:
+            data = handle.read(offset)
+        if len(data) < offset:
+            raise ValueError("short")
+        records = []
+        for line in data.decode("utf-8").split("\n")[:-1]:  # not splitlines(): texts may hold U+2028
+            row = json.loads(line)
+            records.append(ConversationRecord(row["conversation_id"], row["figures"], row.get("messages") or []))
+    except (OSError, ValueError, KeyError, TypeError):
+        raise _cannot_resume(checkpoint, f"the figures file {partial.name} is missing or damaged") from None
+    return records
+
+
+# --------------------------------------------------------------------------------------------
+# The run
+
+
 def annotate(
     inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     output: str | os.PathLike[str],
@@ -174,83 +388,276 @@ def annotate(
     permutations: int = 1000,
     force: bool = False,
     progress: bool = False,
+    resume: bool = False,
 ) -> AnnotationSummary:
     """Label every message of ``inputs`` and write them, with reciprocity fields, to ``output``.
 
     ``summary`` writes one JSON document keyed by conversation id with the conversation
     figures; ``report`` a self-contained HTML page. With ``on_error="skip"`` bad records go to
-    ``rejects`` (default ``<output>.rejects.jsonl``) instead of stopping the run.
-    """
-    from .outputs import open_output, write_json_atomic
+    ``rejects`` (default ``<output>.rejects.jsonl``) instead of stopping the run. ``resume``
+    continues an interrupted run with the same arguments (see the module documentation).
 
+    ``classifier`` may be any object with ``predict_proba(texts, batch_size=...)`` returning
+    one row of four layer probabilities per text, in input order; an ``identity`` string
+    attribute, when present, stands for the model in checkpoints.
+
+    Raises :class:`DisclosureError` (or a subclass naming file, line and field) for anything
+    wrong with the inputs, outputs or checkpoint; in that case no output file appears.
+    """
+    from .outputs import (
+        RESUMABLE_FORMATS,
+        OutputError,
+        checkpoint_path,
+        open_output,
+        open_resumable,
+        output_format as output_format_of,
+        read_checkpoint,
+        remove_checkpoint,
+        write_checkpoint,
+        write_json_atomic,
+    )
+
+    if on_error not in ("raise", "skip"):
+        raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
+    if window < 1 or batch_size < 1:
+        raise ValueError("window and batch_size must be at least 1")
     paths = [Path(inputs)] if isinstance(inputs, (str, os.PathLike)) else [Path(p) for p in inputs]
     if not paths:
         raise DisclosureError("no input files given")
     target = Path(output)
+    fmt = output_format_of(target, output_format)
+    resumable = fmt in RESUMABLE_FORMATS
+    if resume and not resumable:
+        raise OutputError(
+            f"--resume needs a {', '.join(RESUMABLE_FORMATS)} output: a {fmt} file cannot be "
+            "continued after an interruption (its footer is written last); run without --resume",
+            path=target,
+        )
     extras = [Path(p) for p in (summary, report) if p is not None]
     for path in extras:
         if path.exists() and not force:
             raise DisclosureError(f"{path} already exists; pass --force to overwrite it")
     rejects_path = Path(rejects) if rejects else (target.with_name(target.name + ".rejects.jsonl") if on_error == "skip" else None)
+
+    stats = AnnotationSummary(output=str(target), rejects_path=str(rejects_path) if rejects_path else None)
+    already_rejected = [0]  # rejects a resumed run finds already in its rejects file
+    sinks: dict[str, Any] = {}
+
+    def on_reject(reject: Reject) -> None:
+        stats.rejected += 1
+        if stats.rejected > already_rejected[0]:
+            sinks["rejects"].write(asdict(reject))
+
+    # Every input is checked now (exists, format, gzip, binary): a wrong path costs a second.
+    streams = [
+        (path, read_messages(path, format=format, columns=columns, on_error=on_error, on_reject=on_reject))
+        for path in paths
+    ]
+
+    checkpoint = checkpoint_path(target)
+    figures_partial = target.with_name(f".{target.name}.partial.figures")
+    need_figures = summary is not None or report is not None
+    need_messages = None if report is None else bool(report_text)
+    options: dict[str, Any] = {
+        "format": format,
+        "columns": asdict(columns),
+        "on_error": on_error,
+        "rejects": str(rejects_path.resolve()) if rejects_path else None,
+        "batch_size": batch_size,
+        "window": window,
+        "permutations": permutations,
+    }
+    identities = [_input_identity(path) for path in paths] if resumable else []
+    saved = read_checkpoint(checkpoint) if resume else None
+    keep_figures, keep_messages = need_figures, need_messages
+    records: list[ConversationRecord] = []
+    if saved is not None:
+        _check_checkpoint(saved, checkpoint, target=target, fmt=fmt, inputs=identities, options=options)
+        keep_figures, keep_messages = bool(saved.get("figures")), saved.get("report_messages")
+        if need_figures and not keep_figures:
+            raise _cannot_resume(checkpoint, "the interrupted run had no --summary or --report, so it kept no figures")
+        if need_messages is not None and keep_messages != need_messages:
+            raise _cannot_resume(checkpoint, "--report or --report-text/--no-report-text differ from the interrupted run's")
+    if keep_messages is not None:
+        keep_figures = True
+
     if classifier is None:
         from .classifier import DisclosureClassifier
 
         classifier = DisclosureClassifier.load(model)
+    model_id = _model_identity(classifier)
 
-    stats = AnnotationSummary(output=str(target), rejects_path=str(rejects_path) if rejects_path else None)
-    records: list[ConversationRecord] = []
+    skip = 0
+    states: dict[str, Any] = {}
+    expected_digest = None
+    if saved is not None:
+        if saved.get("model") != model_id:
+            raise _cannot_resume(checkpoint, "the model differs from the interrupted run's")
+        states = {key: _writer_state(saved, key, checkpoint) for key in ("output_state", "rejects_state", "figures_state")}
+        if states["output_state"] is None or (rejects_path is not None and states["rejects_state"] is None):
+            raise _cannot_resume(checkpoint, "the checkpoint is damaged (no file sizes)")
+        if keep_figures:
+            if states["figures_state"] is None:
+                raise _cannot_resume(checkpoint, "the checkpoint is damaged (no figures file size)")
+            records = _load_records(figures_partial, states["figures_state"].offset, checkpoint)
+            if len(records) != saved["conversations"]:
+                raise _cannot_resume(checkpoint, f"the figures file {figures_partial.name} does not match the checkpoint")
+        skip = saved["conversations"]
+        expected_digest = saved.get("digest")
+        already_rejected[0] = states["rejects_state"].rows if states["rejects_state"] is not None else 0
+        stats.written = saved["written"]
+        stats.conversations = skip
+        stats.resumed_conversations = skip
+
     started = time.perf_counter()
     counter = [0]
+    digest = hashlib.sha256()
     bar = _progress(progress)
+    opened = finishing = preserve = False
+    try:
+        with ExitStack() as stack:
+            if resumable:
+                out = stack.enter_context(open_resumable(target, format=fmt, force=force, resume=states.get("output_state")))
+                sinks["rejects"] = (
+                    stack.enter_context(
+                        open_resumable(rejects_path, format="jsonl", force=force, resume=states.get("rejects_state"))
+                    )
+                    if rejects_path is not None
+                    else _NullWriter()
+                )
+                figures_out = (
+                    stack.enter_context(
+                        open_resumable(
+                            figures_partial, format="jsonl", partial=figures_partial, check=False,
+                            resume=states.get("figures_state"),
+                        )
+                    )
+                    if keep_figures
+                    else _NullWriter()
+                )
+                if saved is None:  # a killed run's leftovers, replaced now that our files are locked
+                    _forget_interrupted_run(checkpoint, figures_partial if not keep_figures else None, rejects_path)
+            else:
+                out = stack.enter_context(open_output(target, format=fmt, force=force))
+                sinks["rejects"] = stack.enter_context(_rejects_writer(rejects_path, force))
+                figures_out = _NullWriter()
+            opened = True
+            stack.enter_context(bar)
+            task = bar.add_task("annotating", total=None, rate="")
 
-    with open_output(target, format=output_format, force=force) as out, _rejects_writer(rejects_path, force) as reject_out, bar:
-        task = bar.add_task("annotating", total=None, rate="")
+            def save_checkpoint() -> None:
+                if not resumable:
+                    return
+                write_checkpoint(
+                    checkpoint,
+                    {
+                        "version": CHECKPOINT_VERSION,
+                        "output": target.name,
+                        "output_format": fmt,
+                        "inputs": identities,
+                        "options": options,
+                        "model": model_id,
+                        "figures": keep_figures,
+                        "report_messages": keep_messages,
+                        "conversations": stats.conversations,
+                        "written": stats.written,
+                        "digest": digest.hexdigest(),
+                        "output_state": out.mark().to_dict(),
+                        "rejects_state": sinks["rejects"].mark().to_dict() if rejects_path is not None else None,
+                        "figures_state": figures_out.mark().to_dict() if keep_figures else None,
+                    },
+                )
 
-        def on_reject(reject: Reject) -> None:
-            stats.rejected += 1
-            reject_out.write(asdict(reject))
+            def flush(pending: list[tuple[str, list[Message]]]) -> None:
+                texts = [m.text for _, messages in pending for m in messages]
+                probs = classifier.predict_proba(texts, batch_size=batch_size)
+                start = 0
+                for conversation_id, messages in pending:
+                    chunk = probs[start : start + len(messages)]
+                    start += len(messages)
+                    rows, figures = label_conversation(conversation_id, messages, chunk, permutations=permutations)
+                    for message, row in zip(messages, rows):
+                        try:
+                            out.write(row)
+                        except OutputError as err:
+                            raise DataError(
+                                f"cannot be written to {target.name}: {err.reason}",
+                                path=message.source,
+                                line=message.line,
+                            ) from None
+                    _digest_update(digest, conversation_id, messages)
+                    stats.written += len(rows)
+                    stats.conversations += 1
+                    if not keep_figures:
+                        continue
+                    record = ConversationRecord(conversation_id, figures)
+                    if keep_messages is not None and len(records) < REPORT_CONVERSATION_LIMIT:
+                        record.messages = [
+                            {"id": m.id, "speaker": m.speaker, "text": m.text if keep_messages else None,
+                             "layer": r["layer"], "depth": r["depth"], "timestamp": m.timestamp}
+                            for m, r in zip(messages, rows)
+                        ]
+                    records.append(record)
+                    figures_out.write(asdict(record))
+                save_checkpoint()
+                elapsed = time.perf_counter() - started
+                bar.update(task, completed=stats.written, rate=f"{stats.written / elapsed:.0f} msg/s" if elapsed else "")
 
-        def flush(pending: list[tuple[str, list[Message]]]) -> None:
-            texts = [m.text for _, messages in pending for m in messages]
-            probs = classifier.predict_proba(texts, batch_size=batch_size)
-            start = 0
-            for conversation_id, messages in pending:
-                chunk = probs[start : start + len(messages)]
-                start += len(messages)
-                rows, figures = label_conversation(conversation_id, messages, chunk, permutations=permutations)
-                out.write_many(rows)
-                stats.written += len(rows)
-                stats.conversations += 1
-                if summary is None and report is None:
+            def check_skipped(seen: int, messages_seen: int) -> None:
+                if seen < skip or messages_seen != stats.written or digest.hexdigest() != expected_digest:
+                    # Keep the interrupted run's files: the inputs may be restored and resumed.
+                    nonlocal preserve
+                    preserve = True
+                    for writer in (out, sinks["rejects"], figures_out):
+                        if not isinstance(writer, _NullWriter):
+                            writer.keep_partial = True
+                    raise _cannot_resume(
+                        checkpoint,
+                        "the inputs no longer hold the conversations the interrupted run wrote "
+                        f"(expected {skip} conversations with {stats.written} messages)",
+                    )
+
+            pending: list[tuple[str, list[Message]]] = []
+            waiting = skipped = skipped_messages = 0
+            for conversation_id, messages in _conversations(
+                streams, columns=columns, on_error=on_error, on_reject=on_reject, counter=counter
+            ):
+                if skipped < skip:
+                    skipped += 1
+                    skipped_messages += len(messages)
+                    _digest_update(digest, conversation_id, messages)
+                    if skipped == skip:
+                        check_skipped(skipped, skipped_messages)
                     continue
-                record = ConversationRecord(conversation_id, figures)
-                if report is not None and len(records) < REPORT_CONVERSATION_LIMIT:
-                    record.messages = [
-                        {"id": m.id, "speaker": m.speaker, "text": m.text if report_text else None,
-                         "layer": r["layer"], "depth": r["depth"], "timestamp": m.timestamp}
-                        for m, r in zip(messages, rows)
-                    ]
-                records.append(record)
-            elapsed = time.perf_counter() - started
-            bar.update(task, completed=stats.written, rate=f"{stats.written / elapsed:.0f} msg/s" if elapsed else "")
-
-        pending: list[tuple[str, list[Message]]] = []
-        waiting = 0
-        for conversation_id, messages in _conversations(
-            paths, format=format, columns=columns, on_error=on_error, on_reject=on_reject, counter=counter
-        ):
-            pending.append((conversation_id, messages))
-            waiting += len(messages)
-            if waiting >= window:
+                pending.append((conversation_id, messages))
+                waiting += len(messages)
+                if waiting >= window:
+                    flush(pending)
+                    pending, waiting = [], 0
+            if skipped < skip:
+                check_skipped(skipped, skipped_messages)
+            if pending:
                 flush(pending)
-                pending, waiting = [], 0
-        if pending:
-            flush(pending)
-        stats.read = counter[0] + stats.rejected
-        stats.seconds = time.perf_counter() - started
+            stats.read = counter[0] + stats.rejected
+            stats.seconds = time.perf_counter() - started
+            if stats.read != stats.written + stats.rejected:  # pragma: no cover - an invariant, not a branch
+                raise AssertionError(f"lost messages: read {stats.read}, written {stats.written}, rejected {stats.rejected}")
 
-    if stats.read != stats.written + stats.rejected:  # pragma: no cover - an invariant, not a branch
-        raise AssertionError(f"lost messages: read {stats.read}, written {stats.written}, rejected {stats.rejected}")
+            finishing = True
+            if resumable:
+                for writer in (out, sinks["rejects"], figures_out):
+                    if not isinstance(writer, _NullWriter):
+                        writer.keep_partial = True
+                if keep_figures:
+                    figures_out.discard()
+        # Leaving the block committed the rejects, then the output (each by rename).
+        if resumable:
+            remove_checkpoint(checkpoint)
+    except DisclosureError:
+        if resumable and opened and not finishing and not preserve:
+            remove_checkpoint(checkpoint)  # the partial files were removed: nothing to resume
+        raise
+
     if summary is not None:
         write_json_atomic(summary, {r.conversation_id: r.figures for r in records}, force=force)
         stats.summary_path = str(summary)
@@ -261,6 +668,29 @@ def annotate(
         write_text_atomic(report, render_report(records, stats), force=force)
         stats.report_path = str(report)
     return stats
+
+
+def _forget_interrupted_run(checkpoint: Path, figures_partial: Path | None, rejects_path: Path | None) -> None:
+    """Remove what a killed run left that this run does not overwrite itself."""
+    from .outputs import partial_path, read_checkpoint, remove_checkpoint
+
+    try:
+        old = read_checkpoint(checkpoint)
+    except DisclosureError:
+        old = None
+    old_rejects = ((old or {}).get("options") or {}).get("rejects") if isinstance(old, dict) else None
+    if isinstance(old_rejects, str) and (rejects_path is None or Path(old_rejects) != rejects_path.resolve()):
+        _remove(partial_path(old_rejects))
+    if figures_partial is not None:
+        _remove(figures_partial)
+    remove_checkpoint(checkpoint)
+
+
+def _remove(path: Path) -> None:
+    try:
+        path.unlink()
+    except (FileNotFoundError, IsADirectoryError):
+        pass
 
 
 class _NullWriter:
