@@ -34,12 +34,12 @@ class TrainConfig:
     """Hyper-parameters of a training run; saved as JSON next to the model."""
 
     base_model: str = DEFAULT_BASE_PACKAGE
-    epochs: int = 10
+    epochs: int = 4
     batch_size: int = 16
     learning_rate: float = 8e-5
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
-    patience: int = 3
+    patience: int = 2
     """Epochs without a better dev macro-F1 before stopping."""
     seed: int = 13
     max_length: int = 256
