@@ -375,6 +375,7 @@ def annotate(
     *,
     model: str | os.PathLike[str] | None = None,
     classifier=None,
+    backend: str = "torch",
     format: str | None = None,
     output_format: str | None = None,
     columns: ColumnMap = ColumnMap(),
@@ -484,7 +485,7 @@ def annotate(
     if classifier is None:
         from .classifier import DisclosureClassifier
 
-        classifier = DisclosureClassifier.load(model)
+        classifier = DisclosureClassifier.load(model, backend=backend)
     model_id = _model_identity(classifier)
 
     skip = 0

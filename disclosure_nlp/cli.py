@@ -28,6 +28,14 @@ ModelOption = Annotated[
     Optional[Path], typer.Option("--model", "-m", help="Model directory (default: the shipped default model).")
 ]
 TextCol = Annotated[str, typer.Option("--text-col", help="Column holding the message text.")]
+BackendOption = Annotated[
+    str,
+    typer.Option(
+        "--backend",
+        help="What runs the model: torch (fp32, default) or onnx (ONNX Runtime int8, fastest on CPUs; "
+        "needs: pip install 'disclosure-nlp[onnx]').",
+    ),
+]
 LabelCol = Annotated[str, typer.Option("--label-col", help="Column holding the gold layer.")]
 
 
@@ -42,6 +50,7 @@ def predict(
     model: ModelOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per message.")] = False,
     batch_size: Annotated[int, typer.Option(min=1)] = 32,
+    backend: BackendOption = "torch",
 ) -> None:
     """Label messages given on the command line (or stdin) with their disclosure layer."""
     items = list(texts or [])
@@ -52,7 +61,7 @@ def predict(
     from .classifier import DisclosureClassifier
 
     try:
-        classifier = DisclosureClassifier.load(model)
+        classifier = DisclosureClassifier.load(model, backend=backend)
     except DisclosureError as err:
         _fail(err)
     predictions = classifier.predict(items, batch_size=batch_size)
@@ -72,10 +81,10 @@ def train(
     dev_file: Annotated[Path, typer.Option("--dev", help="Dev data for early stopping on macro-F1.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Model directory to write.")],
     base_model: Annotated[Optional[str], typer.Option("--base-model", help="Base model directory or package.")] = None,
-    epochs: Annotated[int, typer.Option(min=1)] = 10,
+    epochs: Annotated[int, typer.Option(min=1)] = 4,
     batch_size: Annotated[int, typer.Option(min=1)] = 16,
     learning_rate: Annotated[float, typer.Option("--learning-rate", "--lr")] = 8e-5,
-    patience: Annotated[int, typer.Option(min=1, help="Epochs without dev improvement before stopping.")] = 3,
+    patience: Annotated[int, typer.Option(min=1, help="Epochs without dev improvement before stopping.")] = 2,
     seed: int = 13,
     max_length: Annotated[int, typer.Option(min=8)] = 256,
     train_embeddings: Annotated[bool, typer.Option("--train-embeddings", help="Also train the word embeddings.")] = False,
@@ -138,6 +147,7 @@ def evaluate(
     text_col: TextCol = "text",
     label_col: LabelCol = "layer",
     force: Annotated[bool, typer.Option("--force", help="Overwrite --output if it exists.")] = False,
+    backend: BackendOption = "torch",
 ) -> None:
     """Score a model on labeled data, next to a TF-IDF + logistic-regression baseline."""
     from .data import Columns
@@ -148,7 +158,7 @@ def evaluate(
     try:
         result = run_evaluation(
             model, data, columns=Columns(text_col, label_col), baseline_train=baseline_train,
-            with_baseline=not no_baseline, split=split,
+            with_baseline=not no_baseline, split=split, backend=backend,
         )
     except DisclosureError as err:
         _fail(err)
@@ -160,7 +170,7 @@ def evaluate(
     if as_json:
         typer.echo(json.dumps(payload, indent=2))
         return
-    typer.echo(f"data: {data}  model: {result.model_dir}")
+    typer.echo(f"data: {data}  model: {result.model_dir}" + (f"  backend: {backend}" if backend != "torch" else ""))
     typer.echo(format_report(result.model))
     if result.baseline:
         typer.echo(format_report(result.baseline))
@@ -189,6 +199,11 @@ def annotate(
     batch_size: Annotated[int, typer.Option(min=1)] = 32,
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing outputs.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    backend: BackendOption = "torch",
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run of the same command after the last conversations it saved (JSONL/CSV/TSV outputs).")] = False,
+    engine: Annotated[str, typer.Option("--engine", help="local: this process; ray: Ray Data on a local or remote Ray cluster (pip install 'disclosure-nlp\\[ray]'); OUTPUT is then a directory of part files.")] = "local",
+    address: Annotated[Optional[str], typer.Option("--address", help="With --engine ray: 'auto' joins the cluster this machine belongs to, 'ray://HOST:10001' a remote one; default: start Ray locally for this run.")] = None,
+    num_actors: Annotated[int, typer.Option("--num-actors", min=1, help="With --engine ray: model replicas labeling in parallel (one model load each).")] = 1,
 ) -> None:
     """Label every message of chat transcripts and analyse each conversation's reciprocity."""
     from .annotate import annotate as run_annotation
@@ -196,22 +211,123 @@ def annotate(
 
     if on_error not in ("raise", "skip"):
         _fail(DisclosureError("--on-error must be 'raise' or 'skip'"))
+    if engine not in ("local", "ray"):
+        _fail(DisclosureError("--engine must be 'local' or 'ray'"))
     columns = ColumnMap(text=text_col, speaker=speaker_col, conversation=conversation_col, id=id_col,
                         reply_to=reply_to_col, time=time_col)
+    if engine == "ray" and backend != "torch":
+        _fail(DisclosureError("--backend is only supported with --engine local"))
+    if engine == "ray":
+        _annotate_on_ray(inputs, output, summary=summary, report=report, model=model, input_format=input_format,
+                         output_format=output_format, columns=columns, on_error=on_error, rejects=rejects,
+                         batch_size=batch_size, force=force, quiet=quiet, resume=resume, address=address,
+                         num_actors=num_actors)
+        return
+    if address is not None or num_actors != 1:
+        _fail(DisclosureError("--address and --num-actors need --engine ray"))
     try:
         stats = run_annotation(
             inputs, output, model=model, format=input_format, output_format=output_format, columns=columns,
             on_error=on_error, rejects=rejects, summary=summary, report=report, report_text=report_text,
-            batch_size=batch_size, force=force, progress=not quiet,
+            batch_size=batch_size, force=force, progress=not quiet, resume=resume, backend=backend,
         )
     except DisclosureError as err:
         _fail(err)
+    except KeyboardInterrupt:
+        typer.secho("interrupted: the conversations saved so far are kept; run the same command with "
+                    "--resume to continue", fg=typer.colors.YELLOW, err=True)
+        raise typer.Exit(code=130)
+    if stats.resumed_conversations:
+        typer.echo(f"resumed after {stats.resumed_conversations} conversations written by the interrupted run")
     typer.echo(stats.line())
     for label, path in (("annotated", stats.output), ("summary", stats.summary_path), ("report", stats.report_path)):
         if path:
             typer.echo(f"{label}: {path}")
     if stats.rejected:
         typer.echo(f"rejects: {stats.rejects_path}")
+
+
+def _annotate_on_ray(inputs, output, *, summary, report, model, input_format, output_format, columns, on_error,
+                     rejects, batch_size, force, quiet, resume, address, num_actors) -> None:
+    """``annotate --engine ray``: the same rows as the local engine, computed on Ray Data."""
+    from .ray_engine import RayOptions, annotate_ray, require_ray
+
+    import re
+
+    def uri(path):  # Path() folds "s3://bucket" into "s3:/bucket"; Ray needs the URI back
+        text = str(path)
+        return re.sub(r"^([A-Za-z][A-Za-z0-9+.-]+):/(?!/)", r"\1://", text) if re.match(r"^[A-Za-z][A-Za-z0-9+.-]+:/", text) else path
+
+    inputs, output = [uri(p) for p in inputs], uri(output)
+    unsupported = [name for name, used in (("--report", report is not None), ("--on-error skip", on_error == "skip"),
+                                           ("--rejects", rejects is not None), ("--resume", resume)) if used]
+    try:
+        if unsupported:
+            raise DisclosureError(f"{', '.join(unsupported)}: not available with --engine ray; use --engine local")
+        require_ray()
+        stats = annotate_ray(
+            inputs, output, model=model, format=input_format, output_format=output_format, columns=columns,
+            summary=summary, batch_size=batch_size, force=force,
+            options=RayOptions(address=address, num_actors=num_actors, progress=not quiet),
+        )
+    except DisclosureError as err:
+        _fail(err)
+    typer.echo(stats.line())
+    typer.echo(f"annotated: {stats.output} (a directory of part files)")
+    if stats.summary_path:
+        typer.echo(f"summary: {stats.summary_path}")
+
+
+@app.command()
+def export(
+    model_dir: Annotated[Optional[Path], typer.Argument(help="Model directory (default: the shipped default model).")] = None,
+    onnx: Annotated[Optional[Path], typer.Option("--onnx", help="Write the ONNX model (fp32 model.onnx and int8 model.int8.onnx, with tokenizer and config) to this directory; needs pip install 'disclosure-nlp\\[onnx]'.")] = None,
+    full: Annotated[Optional[Path], typer.Option("--full", help="Write a standalone Hugging Face model directory here (the compact shipped form rebuilt with its full weights), ready for transformers' pipeline().")] = None,
+    no_quantize: Annotated[bool, typer.Option("--no-int8", help="With --onnx: skip the int8 model.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace existing output directories.")] = False,
+) -> None:
+    """Export a model for other runtimes: ONNX (--onnx) or a full Hugging Face directory (--full)."""
+    if onnx is None and full is None:
+        _fail(DisclosureError("give --onnx OUT, --full OUT or both"))
+    for target in (onnx, full):
+        if target is not None and target.exists() and not force:
+            _fail(DisclosureError(f"{target} already exists; pass --force to replace it"))
+    try:
+        if full is not None:
+            _export_full(model_dir, full)
+            typer.echo(f"full model directory: {full}")
+        if onnx is not None:
+            from .backends import export_onnx
+
+            written = export_onnx(model_dir, onnx, quantize=not no_quantize)
+            typer.echo(f"ONNX model: {written}")
+    except DisclosureError as err:
+        _fail(err)
+
+
+def _export_full(model_dir: Optional[Path], out: Path) -> None:
+    """Copy the full form of a model directory (rebuilt from a compact one if need be) to ``out``."""
+    import shutil
+    import tempfile
+
+    from .modelstore import resolve_model_dir
+
+    source = resolve_model_dir(model_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        staging.chmod(0o755)
+        for item in source.iterdir():
+            if item.is_file():
+                shutil.copy2(item, staging / item.name)
+        if out.is_dir():
+            shutil.rmtree(out)
+        elif out.exists():
+            out.unlink()
+        staging.rename(out)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 def main() -> None:

@@ -59,15 +59,19 @@ def evaluate(
     batch_size: int = 32,
     split: str | None = None,
     classifier=None,
+    backend: str = "torch",
 ) -> Evaluation:
-    """Evaluate a model directory (default: the shipped model) and the baseline on ``data``."""
+    """Evaluate a model directory (default: the shipped model) and the baseline on ``data``.
+
+    ``backend`` is passed to :meth:`DisclosureClassifier.load` (see :mod:`.backends`).
+    """
     from .classifier import DisclosureClassifier
     from .modelstore import check_model_dir, default_model_dir
 
     dataset = load_labeled(data, columns, split=split)
     texts, gold = list(dataset["text"]), list(dataset["label"])
     source_dir = check_model_dir(default_model_dir() if model is None else model)
-    classifier = classifier or DisclosureClassifier.load(source_dir)
+    classifier = classifier or DisclosureClassifier.load(source_dir, backend=backend)
     probs = classifier.predict_proba(texts, batch_size=batch_size)
     report = compute_report(gold, probs.argmax(axis=1).tolist(), [expected_depth(p) for p in probs], system="model")
 

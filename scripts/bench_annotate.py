@@ -1,0 +1,740 @@
+"""How fast does batch annotation run on this machine, and against what ceiling?
+
+One run times, on the same messages and with the same number of compute threads:
+
+* ``transformers.pipeline("text-classification")`` called as most users call it (a list of
+  texts, no ``batch_size``), and again with ``batch_size=32``;
+* the project's annotate path for every backend (``torch`` fp32, ``onnx`` int8):
+  ``classify`` is the model part exactly as ``annotate`` runs it (windows of 1,024 messages,
+  length-sorted batches inside each, results in input order), ``annotate`` the whole command
+  (read the transcript, classify, reciprocity per conversation, write JSONL); PyTorch's own
+  dynamic int8 (``torch-int8``) is classified too, for comparison, though not offered;
+* the TF-IDF baseline;
+* a measured fp32 matrix-multiply peak (torch, 2048×384 @ 384×1536) that the model paths'
+  achieved GFLOP/s are compared with (model FLOP = 2 × encoder linear weights × real tokens);
+* long messages (cut into overlapping windows, none lost): what the windows cost;
+* the accuracy of each backend (macro-F1 on data/test.jsonl and on the gold layers of
+  data/conversations/samples.jsonl) and its agreement with fp32;
+* the cold start of ``disclosure predict "…"``.
+
+Every path runs in its own process, so its peak RSS is its own. Results are printed and written
+as JSON. Defaults finish in about two minutes on a 2-core laptop; ``--memory-run`` annotates
+1,000,000 messages (and 10,000 for comparison) to show that memory stays flat (long: about
+``1e6 / messages-per-second`` seconds).
+
+    python scripts/bench_annotate.py                              # default model, 2,000 messages
+    python scripts/bench_annotate.py --model runs/ft-frozen -o bench.json
+    python scripts/bench_annotate.py --memory-run --backends onnx  # 10k vs 1M through annotate
+
+The messages are synthetic chat messages of 5–40 words (seeded, so every run and every path
+sees the same ones), or ``--input FILE`` (any transcript format ``disclosure annotate`` reads).
+Close other programs first: a busy machine gives low numbers; the load average is recorded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+RESULT_PREFIX = "BENCH-RESULT "
+TORCH_INT8 = "torch-int8"
+"""A reference path only (PyTorch dynamic int8), not a backend of the package."""
+WARMUP_MESSAGES = 64
+MATMUL_SHAPE = (2048, 384, 1536)
+
+# A plain chat vocabulary: the benchmark needs realistic token counts (about 1.1 tokens per
+# word, ~26 tokens per message), not meaning; quality is measured on the labeled data instead.
+WORDS = """
+i you we they he she it me my your our their this that what when where why how who yes no ok
+okay lol haha omg thanks thank please sorry sure maybe really so very too just still also even
+now then today tonight tomorrow yesterday week weekend month year morning night later soon
+again always never sometimes usually honestly literally actually basically probably definitely
+good great fine bad sad happy tired busy stressed worried excited nervous glad proud scared
+love like hate want need know think feel guess hope wish mean said told asked went got made
+going doing having getting making taking coming seeing trying working talking thinking feeling
+home work school job boss team office meeting project deadline class exam paper lecture
+friend friends mum mom dad sister brother family partner kids baby dog cat house flat room
+food dinner lunch coffee tea pizza beer wine party movie show game music song book trip train
+bus car drive walk run gym sleep bed phone message text call chat email photo video
+money rent bills pay price cheap expensive bank loan debt job interview offer salary
+doctor therapist appointment hospital sick ill pain anxiety depression panic lonely alone
+the a an and or but if because though although since until while with without about for
+from to in on at of by up down out over after before around into through between again
+is are was were be been am do does did have has had can could will would should might must
+not don't can't won't didn't isn't wasn't i'm you're it's that's there's we're they're
+one two three four five first last next few lot lots much many more most some any every
+""".split()
+ENDINGS = ["", "", "", ".", ".", "!", "?", " lol", " haha", "..."]
+
+
+# --------------------------------------------------------------------------------------------
+# Messages
+
+
+def synthetic_messages(count: int, seed: int = 7) -> Iterator[dict[str, Any]]:
+    """Chat messages of 5–40 words in conversations of 2–16 messages between two speakers."""
+    rng = random.Random(seed)
+    made = 0
+    conversation = 0
+    while made < count:
+        conversation += 1
+        size = min(rng.randint(2, 16), count - made)
+        speakers = (f"u{rng.randint(1, 999)}", f"u{rng.randint(1000, 1999)}")
+        previous = None
+        for turn in range(size):
+            words = [rng.choice(WORDS) for _ in range(rng.randint(5, 40))]
+            text = " ".join(words) + rng.choice(ENDINGS)
+            message_id = f"c{conversation}-m{turn}"
+            speaker = speakers[turn % 2] if rng.random() < 0.8 else speakers[(turn + 1) % 2]
+            yield {"id": message_id, "conversation_id": f"c{conversation}", "speaker": speaker,
+                   "text": text[0].upper() + text[1:] if rng.random() < 0.3 else text, "reply_to": previous}
+            previous = message_id
+            made += 1
+
+
+def long_messages(count: int, seed: int = 11) -> list[str]:
+    """Long posts (250–800 words): several model windows each."""
+    rng = random.Random(seed)
+    return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(250, 800))) + "." for _ in range(count)]
+
+
+def write_messages(path: Path, rows: Iterator[dict[str, Any]]) -> int:
+    written = 0
+    with open(path, "w", encoding="utf-8") as out:
+        for row in rows:
+            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+            written += 1
+    return written
+
+
+def input_messages(path: Path) -> Iterator[dict[str, Any]]:
+    from disclosure_nlp.transcripts import read_messages
+
+    for message in read_messages(path):
+        yield {"id": message.id, "conversation_id": message.conversation_id, "speaker": message.speaker,
+               "text": message.text, "reply_to": message.reply_to}
+
+
+def read_texts(path: Path) -> list[str]:
+    with open(path, encoding="utf-8") as handle:
+        return [json.loads(line)["text"] for line in handle]
+
+
+# --------------------------------------------------------------------------------------------
+# Worker side: one measurement per process
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def current_rss_mb() -> float:
+    try:
+        with open("/proc/self/statm") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:  # pragma: no cover - not Linux
+        return peak_rss_mb()
+
+
+def emit(result: dict[str, Any]) -> None:
+    result.setdefault("peak_rss_mb", round(peak_rss_mb(), 1))
+    print(RESULT_PREFIX + json.dumps(result), flush=True)
+
+
+def set_threads(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def worker_matmul(args) -> None:
+    import torch
+
+    set_threads(args.threads)
+    m, k, n = MATMUL_SHAPE
+    a, b = torch.randn(m, k), torch.randn(k, n)
+    out = torch.empty(m, n)
+    for _ in range(5):
+        torch.mm(a, b, out=out)
+    best = 0.0
+    for _ in range(7):  # best of several rounds: the peak, not the average under interference
+        reps, started = 0, time.perf_counter()
+        while time.perf_counter() - started < 0.3:
+            torch.mm(a, b, out=out)
+            reps += 1
+        best = max(best, 2 * m * k * n * reps / (time.perf_counter() - started) / 1e9)
+    emit({"gflops": round(best, 1), "shape": list(MATMUL_SHAPE), "threads": torch.get_num_threads()})
+
+
+def worker_pipeline(args) -> None:
+    import torch
+    from transformers import pipeline
+    from transformers.utils import logging as hf_logging
+
+    set_threads(args.threads)
+    hf_logging.set_verbosity_error()
+    texts = read_texts(args.messages)
+    started = time.perf_counter()
+    pipe = pipeline("text-classification", model=str(args.model), device="cpu")
+    load = time.perf_counter() - started
+    kwargs = {"batch_size": args.pipeline_batch} if args.pipeline_batch else {}
+    pipe(texts[:WARMUP_MESSAGES], **kwargs)
+    started = time.perf_counter()
+    out = pipe(texts, **kwargs)
+    seconds = time.perf_counter() - started
+    assert len(out) == len(texts)
+    emit({"messages": len(texts), "seconds": seconds, "load_seconds": load, "threads": torch.get_num_threads()})
+
+
+def _classifier(args):
+    from disclosure_nlp.classifier import DisclosureClassifier
+
+    started = time.perf_counter()
+    if args.backend == TORCH_INT8:
+        clf = DisclosureClassifier.load(args.model, backend="torch", device="cpu", threads=args.threads)
+        clf.backend = torch_int8_backend(clf.model)
+        clf.model = clf.backend.model
+    else:
+        clf = DisclosureClassifier.load(args.model, backend=args.backend, threads=args.threads)
+    return clf, time.perf_counter() - started
+
+
+def torch_int8_backend(model):
+    """PyTorch's dynamic int8 (weights per channel), measured for comparison: not offered by the
+    package, because ONNX Runtime's int8 is both faster and closer to fp32 (see backends.py)."""
+    import warnings
+
+    import torch
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    from disclosure_nlp.backends import TorchBackend
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        quantized = quantize_dynamic(model, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8)
+    return TorchBackend(quantized, name=TORCH_INT8)
+
+
+def worker_classify(args) -> None:
+    """The model part of annotate: windows of messages, length-sorted batches, input order."""
+    import numpy as np
+
+    clf, load = _classifier(args)
+    texts = read_texts(args.messages)
+    clf.predict_proba(texts[:WARMUP_MESSAGES], batch_size=args.batch_size)
+    started = time.perf_counter()
+    rows = 0
+    for start in range(0, len(texts), args.window):
+        rows += len(clf.predict_proba(texts[start : start + args.window], batch_size=args.batch_size))
+    seconds = time.perf_counter() - started
+    assert rows == len(texts)
+    result: dict[str, Any] = {"messages": len(texts), "seconds": seconds, "load_seconds": load,
+                              "peak_rss_mb": round(peak_rss_mb(), 1), "threads": args.threads}
+    # Tokenization alone (the fast tokenizer's batch call, windows included), same windows.
+    started = time.perf_counter()
+    tokens = 0
+    for start in range(0, len(texts), args.window):
+        _, pieces = clf.windows(texts[start : start + args.window])
+        tokens += sum(len(p) for p in pieces)
+    result["tokenize_seconds"] = time.perf_counter() - started
+    result["tokens"] = tokens
+    if args.long:
+        posts = long_messages(args.long)
+        owners, pieces = clf.windows(posts)
+        plain = sum(len(ids) for ids in clf.tokenizer(posts, add_special_tokens=True, truncation=False)["input_ids"])
+        clf.predict_proba(posts[:2], batch_size=args.batch_size)
+        started = time.perf_counter()
+        clf.predict_proba(posts, batch_size=args.batch_size)
+        result["long"] = {"messages": len(posts), "seconds": time.perf_counter() - started, "windows": len(pieces),
+                          "tokens": sum(len(p) for p in pieces), "message_tokens": plain}
+    if args.quality_file:
+        result["quality"] = quality(clf, args.batch_size, args.quality_file)
+    emit(result)
+
+
+def quality_sets() -> dict[str, dict[str, list]]:
+    """The labeled sets the backends are scored on, read once so that every worker sees the same."""
+    from disclosure_nlp.layers import layer_id
+
+    sets: dict[str, dict[str, list]] = {}
+    test = ROOT / "data" / "test.jsonl"
+    if test.exists():
+        rows = [json.loads(line) for line in test.read_text(encoding="utf-8").splitlines() if line.strip()]
+        sets["test"] = {"texts": [r["text"] for r in rows], "gold": [layer_id(r["layer"]) for r in rows]}
+    samples = ROOT / "data" / "conversations" / "samples.jsonl"
+    if samples.exists():
+        rows = [json.loads(line) for line in samples.read_text(encoding="utf-8").splitlines() if line.strip()]
+        sets["samples"] = {"texts": [r["text"] for r in rows], "gold": [layer_id(r["meta"]["gold_layer"]) for r in rows]}
+    return sets
+
+
+def quality(clf, batch_size: int, path: Path) -> dict[str, Any]:
+    """Macro-F1 on the held-out test split and on the gold layers of the sample conversations."""
+    from disclosure_nlp.layers import expected_depth
+    from disclosure_nlp.metrics import compute_report
+
+    out = {}
+    for name, data in json.loads(path.read_text(encoding="utf-8")).items():
+        texts, gold = data["texts"], data["gold"]
+        probs = clf.predict_proba(texts, batch_size=batch_size)
+        predicted = probs.argmax(axis=1).tolist()
+        report = compute_report(gold, predicted, [expected_depth(p) for p in probs])
+        out[name] = {"n": len(gold), "macro_f1": report.macro_f1, "accuracy": report.accuracy,
+                     "predicted": predicted, "probabilities": probs.round(5).tolist()}
+    return out
+
+
+class RssSampler:
+    """Samples this process's RSS every ``interval`` seconds, to show it stays flat over a run."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self.samples: list[tuple[float, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._started = time.perf_counter()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.samples.append((round(time.perf_counter() - self._started, 1), round(current_rss_mb(), 1)))
+            if len(self.samples) % 30 == 0:
+                print(f"  t={self.samples[-1][0]:.0f} s  rss={self.samples[-1][1]:.0f} MB", file=sys.stderr, flush=True)
+
+    def __enter__(self) -> "RssSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def worker_annotate(args) -> None:
+    """The whole annotate command: transcript in, annotated JSONL out."""
+    from disclosure_nlp.annotate import annotate
+
+    clf, load = _classifier(args)
+    clf.predict_proba(["warm up the backend"] * 8, batch_size=args.batch_size)
+    rss_before = current_rss_mb()
+    with tempfile.TemporaryDirectory(prefix="bench-annotate-") as scratch, RssSampler(args.rss_interval) as sampler:
+        stats = annotate(args.messages, Path(scratch) / "out.jsonl", classifier=clf, batch_size=args.batch_size,
+                         window=args.window, force=True)
+    samples = sampler.samples
+    emit({"messages": stats.written, "read": stats.read, "seconds": stats.seconds, "load_seconds": load,
+          "rss_before_mb": round(rss_before, 1), "rss_samples": samples[:: max(1, len(samples) // 40)],
+          "threads": args.threads})
+
+
+def worker_tfidf(args) -> None:
+    from disclosure_nlp.baseline import TfidfBaseline
+    from disclosure_nlp.layers import layer_id
+
+    from sklearn.base import clone
+
+    train = [json.loads(line) for line in (ROOT / "data" / "train.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
+    texts, labels = [r["text"] for r in train], [layer_id(r["layer"]) for r in train]
+    # The baseline's own fit searches C by cross-validation (minutes on a busy laptop); its
+    # prediction speed does not depend on C, so fit its exact pipeline once at a fixed C.
+    # A throwaway fit on two copies of one message per layer gives that pipeline to clone.
+    firsts = {label: text for text, label in zip(texts, labels)}
+    template = TfidfBaseline.fit(list(firsts.values()) * 2, list(firsts.keys()) * 2)
+    pipeline = clone(template.pipeline).set_params(lr__C=args.tfidf_c)
+    pipeline.fit(texts, labels)
+    baseline = TfidfBaseline(pipeline, args.tfidf_c)
+    texts = read_texts(args.messages)
+    baseline.predict_proba(texts[:WARMUP_MESSAGES])
+    started = time.perf_counter()
+    baseline.predict_proba(texts)
+    emit({"messages": len(texts), "seconds": time.perf_counter() - started})
+
+
+WORKERS = {"matmul": worker_matmul, "pipeline": worker_pipeline, "classify": worker_classify,
+           "annotate": worker_annotate, "tfidf": worker_tfidf}
+
+
+# --------------------------------------------------------------------------------------------
+# Parent side
+
+
+def run_worker(kind: str, args, *, label: str, extra: list[str] | None = None, quiet: bool = False) -> dict[str, Any] | None:
+    command = [sys.executable, str(Path(__file__).resolve()), "--worker", kind, "--model", str(args.model),
+               "--messages-file", str(args.messages_file), "--threads", str(args.threads),
+               "--batch-size", str(args.batch_size), "--window", str(args.window), *(extra or [])]
+    if not quiet:
+        print(f"· {label} …", file=sys.stderr, flush=True)
+    started = time.perf_counter()
+    proc = subprocess.run(command, stdout=subprocess.PIPE, stderr=None if args.verbose or kind == "annotate" else subprocess.PIPE,
+                          text=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "true"})
+    lines = [line for line in proc.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
+    if proc.returncode != 0 or not lines:
+        print(f"  {label} failed (exit {proc.returncode}):\n{(proc.stderr or '')[-2000:]}", file=sys.stderr)
+        return None
+    result = json.loads(lines[-1][len(RESULT_PREFIX) :])
+    result["wall_seconds"] = round(time.perf_counter() - started, 1)
+    return result
+
+
+def flops_per_token(model_dir: Path) -> float:
+    """2 × the encoder's linear weights: the FLOP a token costs, attention scores aside."""
+    config = json.loads((model_dir / "config.json").read_text())
+    hidden = config.get("hidden_size") or config.get("dim")
+    inner = config.get("intermediate_size") or config.get("hidden_dim")
+    layers = config.get("num_hidden_layers") or config.get("n_layers")
+    return 2.0 * layers * (4 * hidden * hidden + 2 * hidden * inner)
+
+
+def count_tokens(model_dir: Path, texts: list[str]) -> int:
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    return sum(len(e.ids) for e in tokenizer.encode_batch(texts))
+
+
+def cold_start(args, backend: str, runs: int) -> dict[str, Any] | None:
+    """Wall time of ``disclosure predict "…"`` in a fresh process (best and median of ``runs``)."""
+    script = Path(sys.executable).with_name("disclosure")
+    base = [str(script)] if script.exists() else [sys.executable, "-m", "disclosure_nlp.cli"]
+    command = base + ["predict", "--model", str(args.model), "--backend", backend,
+                      "I moved to Leeds last month and honestly I still feel pretty lonely"]
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        proc = subprocess.run(command, capture_output=True, text=True)
+        times.append(time.perf_counter() - started)
+        if proc.returncode != 0:
+            print(f"  cold start ({backend}) failed: {proc.stderr[-500:]}", file=sys.stderr)
+            return None
+    times.sort()
+    return {"backend": backend, "best_seconds": round(times[0], 2), "median_seconds": round(times[len(times) // 2], 2),
+            "runs": runs, "command": " ".join(command[:1] + command[1:-1]) + " '…'"}
+
+
+def onnx_available() -> bool:
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def summarize(name: str, result: dict[str, Any], *, tokens: int, per_token: float, peak: float | None,
+              naive: float | None, model_path: bool) -> dict[str, Any]:
+    rate = result["messages"] / result["seconds"]
+    row = {"path": name, "messages_per_second": round(rate, 1), "seconds": round(result["seconds"], 2),
+           "peak_rss_mb": result.get("peak_rss_mb"), "vs_naive_pipeline": round(rate / naive, 2) if naive else None}
+    if model_path:
+        used = result.get("tokens", tokens)
+        gflops = per_token * used / result["seconds"] / 1e9
+        row["tokens_per_message"] = round(used / result["messages"], 1)
+        row["gflops"] = round(gflops, 1)
+        row["pct_of_matmul_peak"] = round(100 * gflops / peak, 1) if peak else None
+    return row
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    header = f"{'path':<24}{'msg/s':>9}{'× naive':>9}{'GFLOP/s':>9}{'% peak':>8}{'peak RSS':>10}"
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        def cell(key, fmt, width):
+            value = row.get(key)
+            return f"{format(value, fmt):>{width}}" if value is not None else f"{'–':>{width}}"
+        print(f"{row['path']:<24}{cell('messages_per_second', '.1f', 9)}{cell('vs_naive_pipeline', '.2f', 9)}"
+              f"{cell('gflops', '.1f', 9)}{cell('pct_of_matmul_peak', '.1f', 8)}"
+              f"{(format(row['peak_rss_mb'], '.0f') + ' MB') if row.get('peak_rss_mb') else '–':>10}")
+
+
+def quality_summary(classify: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    import numpy as np
+
+    out: dict[str, Any] = {}
+    reference = classify.get("torch", {}).get("quality")
+    for backend, result in classify.items():
+        figures = result.get("quality")
+        if not figures:
+            continue
+        entry = {}
+        for name, data in figures.items():
+            item = {"n": data["n"], "macro_f1": round(data["macro_f1"], 4), "accuracy": round(data["accuracy"], 4)}
+            if reference and backend != "torch" and name in reference:
+                ref = reference[name]
+                item["macro_f1_delta_points"] = round(100 * (data["macro_f1"] - ref["macro_f1"]), 2)
+                item["agreement_with_fp32"] = round(float(np.mean(np.array(data["predicted"]) == np.array(ref["predicted"]))), 4)
+                item["max_abs_probability_diff"] = round(float(np.abs(np.array(data["probabilities"]) - np.array(ref["probabilities"])).max()), 4)
+            entry[name] = item
+        out[backend] = entry
+    return out
+
+
+def main_memory_run(args) -> dict[str, Any]:
+    """10k and N (default 1M) messages through annotate with one backend: peak RSS of each."""
+    report: dict[str, Any] = {"backend": args.memory_backend, "runs": []}
+    with tempfile.TemporaryDirectory(prefix="bench-memory-") as scratch:
+        for count in (10_000, args.memory_messages):
+            path = Path(scratch) / f"messages-{count}.jsonl"
+            print(f"· writing {count:,} messages …", file=sys.stderr, flush=True)
+            write_messages(path, synthetic_messages(count))
+            args.messages_file = path
+            result = run_worker("annotate", args, label=f"annotate {count:,} messages ({args.memory_backend})",
+                                extra=["--backend", args.memory_backend, "--rss-interval", str(args.rss_interval)])
+            path.unlink()
+            if result is None:
+                continue
+            result["messages_per_second"] = round(result["messages"] / result["seconds"], 1)
+            report["runs"].append(result)
+            print(f"  {count:,} messages: {result['messages_per_second']} msg/s, peak RSS {result['peak_rss_mb']:.0f} MB",
+                  file=sys.stderr)
+    if len(report["runs"]) == 2:
+        small, large = report["runs"]
+        report["peak_rss_ratio"] = round(large["peak_rss_mb"] / small["peak_rss_mb"], 3)
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", "-m", type=Path, default=None, help="Model directory (default: the shipped model).")
+    parser.add_argument("--messages", type=int, default=2000, help="Synthetic messages to time (default 2000).")
+    parser.add_argument("--input", type=Path, default=None, help="Time these messages instead (any transcript format).")
+    parser.add_argument("--threads", type=int, default=None, help="Compute threads (default: physical cores).")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--window", type=int, default=None, help="Messages classified together (default: annotate's).")
+    parser.add_argument("--backends", default=None, help="Comma-separated backends (default: all available).")
+    parser.add_argument("--skip-pipeline", action="store_true", help="Skip the transformers.pipeline reference paths.")
+    parser.add_argument("--skip-annotate", action="store_true", help="Skip the end-to-end annotate runs.")
+    parser.add_argument("--long", type=int, default=24, help="Long messages (250–800 words) for the windows' cost.")
+    parser.add_argument("--no-quality", dest="quality", action="store_false", help="Skip the accuracy check.")
+    parser.add_argument("--cold-start-runs", type=int, default=3)
+    parser.add_argument("--memory-run", action="store_true", help="Only the memory run: 10k vs --memory-messages.")
+    parser.add_argument("--memory-messages", type=int, default=1_000_000)
+    parser.add_argument("--memory-backend", default=None, help="Backend of the memory run (default: onnx if installed).")
+    parser.add_argument("--rss-interval", type=float, default=2.0)
+    parser.add_argument("--output", "-o", type=Path, default=None, help="Write the results as JSON here.")
+    parser.add_argument("--verbose", action="store_true", help="Show the workers' stderr.")
+    # Worker mode (internal): one measurement in this process.
+    parser.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
+    parser.add_argument("--messages-file", dest="messages_path", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--backend", default="torch", help=argparse.SUPPRESS)
+    parser.add_argument("--pipeline-batch", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--tfidf-c", type=float, default=4.0, help=argparse.SUPPRESS)
+    parser.add_argument("--quality-file", type=Path, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    from disclosure_nlp.annotate import DEFAULT_WINDOW
+    from disclosure_nlp.backends import resolve_threads
+
+    args.window = args.window or DEFAULT_WINDOW
+    args.threads = resolve_threads(args.threads)
+    if args.worker:
+        args.messages = args.messages_path
+        args.model = Path(args.model)
+        args.long = args.long if args.worker == "classify" else 0
+        WORKERS[args.worker](args)
+        return 0
+
+    from disclosure_nlp.modelstore import resolve_model_dir
+
+    args.model = resolve_model_dir(args.model)
+    from disclosure_nlp.backends import BACKENDS
+
+    available = [b for b in BACKENDS if b != "onnx" or onnx_available()]
+    backends = args.backends.split(",") if args.backends else available + [TORCH_INT8]
+    load_start = os.getloadavg()
+    meta = {"model": str(args.model), "threads": args.threads, "batch_size": args.batch_size, "window": args.window,
+            "machine": {"cpu": platform.processor() or platform.machine(), "logical_cpus": os.cpu_count(),
+                        "python": platform.python_version(), "load_average_at_start": [round(x, 2) for x in load_start]},
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    try:
+        import onnxruntime
+        import torch
+        import transformers
+
+        meta["versions"] = {"torch": torch.__version__, "transformers": transformers.__version__,
+                            "onnxruntime": onnxruntime.__version__}
+    except ImportError:
+        pass
+
+    if args.memory_run:
+        args.memory_backend = args.memory_backend or ("onnx" if onnx_available() else "torch")
+        if args.memory_backend == "onnx":  # export once before timing anything
+            from disclosure_nlp.backends import cached_export
+
+            cached_export(args.model)
+        report = {"meta": meta, "memory_run": main_memory_run(args)}
+        report["meta"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+        print(json.dumps({k: v for k, v in report["memory_run"].items()}, indent=2))
+        if args.output:
+            args.output.write_text(json.dumps(report, indent=2) + "\n")
+        return 0
+
+    with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
+        args.messages_file = Path(scratch) / "messages.jsonl"
+        rows_in = input_messages(args.input) if args.input else synthetic_messages(args.messages)
+        count = write_messages(args.messages_file, rows_in)
+        texts = read_texts(args.messages_file)
+        tokens = count_tokens(args.model, texts)
+        per_token = flops_per_token(args.model)
+        meta.update({"messages": count, "source": str(args.input) if args.input else "synthetic chat, 5–40 words",
+                     "tokens_per_message": round(tokens / count, 1), "model_flop_per_token": per_token})
+        print(f"{count} messages, {tokens / count:.1f} tokens each, {args.threads} threads; model "
+              f"{per_token / 2e6:.1f} M linear weights per token", file=sys.stderr)
+        if "onnx" in backends:  # the one-time export must not be timed
+            from disclosure_nlp.backends import cached_export
+
+            print("· ONNX export (once per model; cached) …", file=sys.stderr, flush=True)
+            started = time.perf_counter()
+            cached_export(args.model)
+            meta["onnx_export_seconds"] = round(time.perf_counter() - started, 1)
+
+        matmul = run_worker("matmul", args, label="matmul peak")
+        peak = matmul["gflops"] if matmul else None
+        raw: dict[str, Any] = {"matmul": matmul}
+        if not args.skip_pipeline:
+            raw["pipeline-naive"] = run_worker("pipeline", args, label="pipeline(texts) — naive")
+            raw["pipeline-bs32"] = run_worker("pipeline", args, label="pipeline(texts, batch_size=32)",
+                                              extra=["--pipeline-batch", "32"])
+        classify: dict[str, dict[str, Any]] = {}
+        quality_file = Path(scratch) / "quality.json"
+        if args.quality:
+            sets = quality_sets()
+            quality_file.write_text(json.dumps(sets), encoding="utf-8")
+            meta["quality_sets"] = {name: len(data["gold"]) for name, data in sets.items()}
+        for backend in backends:
+            extra = ["--backend", backend, "--long", str(args.long)] + (["--quality-file", str(quality_file)] if args.quality else [])
+            result = run_worker("classify", args, label=f"classify ({backend})", extra=extra)
+            if result:
+                classify[backend] = result
+                raw[f"classify/{backend}"] = result
+        if not args.skip_annotate:
+            for backend in [b for b in backends if b in BACKENDS]:
+                raw[f"annotate/{backend}"] = run_worker("annotate", args, label=f"annotate end-to-end ({backend})",
+                                                        extra=["--backend", backend])
+        raw["tfidf-baseline"] = run_worker("tfidf", args, label="TF-IDF baseline")
+        print("· cold starts …", file=sys.stderr, flush=True)
+        cold = [c for c in (cold_start(args, b, args.cold_start_runs) for b in ["torch"] + (["onnx"] if "onnx" in backends else [])) if c]
+
+    naive = raw.get("pipeline-naive")
+    naive_rate = naive["messages"] / naive["seconds"] if naive else None
+    rows = []
+    for name, result in raw.items():
+        if name == "matmul" or not result:
+            continue
+        model_path = not name.startswith("tfidf")
+        rows.append(summarize(name, result, tokens=tokens, per_token=per_token, peak=peak, naive=naive_rate,
+                              model_path=model_path))
+    by_path = {row["path"]: row for row in rows}
+    long_rows = {}
+    for backend, result in classify.items():
+        info = result.get("long")
+        if info:
+            long_rows[backend] = {
+                "messages": info["messages"], "windows_per_message": round(info["windows"] / info["messages"], 2),
+                "messages_per_second": round(info["messages"] / info["seconds"], 2),
+                "tokens_per_second": round(info["tokens"] / info["seconds"]),
+                "short_tokens_per_second": round(result["tokens"] / result["seconds"]),
+                "overlap_token_overhead_pct": round(100 * (info["tokens"] / info["message_tokens"] - 1), 1),
+                "gflops": round(per_token * info["tokens"] / info["seconds"] / 1e9, 1),
+            }
+    tokenize = {b: {"seconds": round(r["tokenize_seconds"], 3), "pct_of_classify": round(100 * r["tokenize_seconds"] / r["seconds"], 1)}
+                for b, r in classify.items()}
+    targets = targets_report(by_path, classify, peak, cold)
+    meta["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    report = {"meta": meta, "matmul_peak_gflops": peak, "paths": rows, "long_messages": long_rows,
+              "tokenization": tokenize, "quality": quality_summary(classify), "cold_start": cold, "targets": targets,
+              "raw": {name: _without_arrays(result) for name, result in raw.items()}}
+
+    print()
+    print(f"model {args.model}  ·  {count} messages × {tokens / count:.1f} tokens  ·  {args.threads} threads  ·  "
+          f"matmul peak {peak} GFLOP/s  ·  load {meta['machine']['load_average_at_start'][0]} → {meta['load_average_at_end'][0]}")
+    print_table(rows)
+    if long_rows:
+        print("\nlong messages (250–800 words, overlapping windows):")
+        for backend, row in long_rows.items():
+            print(f"  {backend:<11} {row['messages_per_second']:>6} msg/s, {row['windows_per_message']} windows/msg, "
+                  f"{row['tokens_per_second']} tok/s (short: {row['short_tokens_per_second']}), "
+                  f"overlap +{row['overlap_token_overhead_pct']}% tokens, {row['gflops']} GFLOP/s")
+    if tokenize:
+        print("\ntokenization share of classify time: " + ", ".join(f"{b} {t['pct_of_classify']}%" for b, t in tokenize.items()))
+    if report["quality"]:
+        print("\nquality (macro-F1; delta vs torch fp32 in points; agreement of labels with fp32):")
+        for backend, sets in report["quality"].items():
+            parts = []
+            for name, item in sets.items():
+                delta = f" ({item['macro_f1_delta_points']:+.2f}, agree {100 * item['agreement_with_fp32']:.1f}%)" if "macro_f1_delta_points" in item else ""
+                parts.append(f"{name} {item['macro_f1']:.4f}{delta}")
+            print(f"  {backend:<11} " + "   ".join(parts))
+    for c in cold:
+        print(f"\ncold start `disclosure predict` --backend {c['backend']}: best {c['best_seconds']} s, median {c['median_seconds']} s")
+    print("\ntargets:")
+    for item in targets:
+        mark = {True: "PASS", False: "MISS", None: "n/a "}[item["met"]]
+        print(f"  [{mark}] {item['target']}: {item['value']}")
+    if args.output:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(json.dumps(report, indent=2) + "\n")
+        print(f"\nwrote {args.output}")
+    return 0
+
+
+def _without_arrays(result: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A worker's result without the per-message predictions (kept out of the JSON file)."""
+    if not result or "quality" not in result:
+        return result
+    slim = dict(result)
+    slim["quality"] = {name: {k: v for k, v in data.items() if k not in ("predicted", "probabilities")}
+                       for name, data in result["quality"].items()}
+    return slim
+
+
+def targets_report(by_path, classify, peak, cold) -> list[dict[str, Any]]:
+    """The issue's targets, each with the measured value."""
+    def rate(name):
+        row = by_path.get(name)
+        return row["messages_per_second"] if row else None
+
+    naive, bs32, fp32 = rate("pipeline-naive"), rate("pipeline-bs32"), rate("classify/torch")
+    fast = {b: rate(f"classify/{b}") for b in ("onnx", "torch-int8") if rate(f"classify/{b}")}
+    best = max(fast, key=fast.get) if fast else None
+    out = []
+
+    def add(target, value, met):
+        out.append({"target": target, "value": value, "met": met})
+
+    add("classify fp32 ≥ 3× naive pipeline", f"{fp32 / naive:.2f}×" if fp32 and naive else "n/a",
+        (fp32 / naive >= 3) if fp32 and naive else None)
+    add("classify fp32 ≥ 1.4× pipeline(batch_size=32)", f"{fp32 / bs32:.2f}×" if fp32 and bs32 else "n/a",
+        (fp32 / bs32 >= 1.4) if fp32 and bs32 else None)
+    pct = by_path.get("classify/torch", {}).get("pct_of_matmul_peak")
+    add("classify fp32 ≥ 70% of matmul peak", f"{pct}%" if pct is not None else "n/a", (pct >= 70) if pct is not None else None)
+    for backend in fast:
+        add(f"{backend} ≥ 1.6× classify fp32", f"{fast[backend] / fp32:.2f}×" if fp32 else "n/a",
+            (fast[backend] / fp32 >= 1.6) if fp32 else None)
+        figures = quality_summary(classify).get(backend, {})
+        deltas = [item.get("macro_f1_delta_points") for item in figures.values() if "macro_f1_delta_points" in item]
+        add(f"{backend} macro-F1 loss ≤ 1 point", ", ".join(f"{name} {item['macro_f1_delta_points']:+.2f}" for name, item in figures.items() if "macro_f1_delta_points" in item) or "n/a",
+            all(d >= -1.0 for d in deltas) if deltas else None)
+    for c in cold:
+        add(f"cold start `disclosure predict` ({c['backend']}) < 4 s", f"{c['median_seconds']} s", c["median_seconds"] < 4.0)
+    if best:
+        add("best backend", best, None)
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(main())
