@@ -669,7 +669,7 @@ def main(argv: list[str] | None = None) -> int:
           f"matmul peak {peak} GFLOP/s  ·  load {meta['machine']['load_average_at_start'][0]} → {meta['load_average_at_end'][0]}")
     print_table(rows)
     busiest = max(meta["machine"]["load_average_at_start"][0], meta["load_average_at_end"][0])
-    if busiest > 0.5 * (os.cpu_count() or 1) + 0.5:
+    if busiest > (os.cpu_count() or 1) + 0.5:  # this run itself keeps about `threads` cores busy
         print(f"WARNING: load average {busiest:.1f} on {os.cpu_count()} CPUs: other programs competed for the "
               "cores, so these figures are low and their ratios unreliable; rerun on a quiet machine")
     if long_rows:
