@@ -54,6 +54,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
+from .classifier import Prediction
 from .errors import DataError, DisclosureError, excerpt
 from .layers import LAYERS
 from .transcripts import CORPUS_UTTERANCES, ColumnMap, Message, Reject, iter_conversations, read_messages
@@ -135,13 +136,11 @@ def output_row(message: Message, annotation: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def _annotation(probabilities, reciprocity: dict[str, Any]) -> dict[str, Any]:
-    values = [round(float(p), DIGITS) for p in probabilities]
-    best = max(range(len(values)), key=values.__getitem__)
-    depth = round(sum(i * float(p) for i, p in enumerate(probabilities)), DIGITS)
-    out: dict[str, Any] = {"layer": LAYERS[best], "confidence": values[best]}
-    out.update({f"p_{name}": value for name, value in zip(LAYERS, values)})
-    out["depth"] = min(3.0, max(0.0, depth))
+def _annotation(prediction: Prediction, reciprocity: dict[str, Any]) -> dict[str, Any]:
+    """The annotation columns of one message: its prediction, rounded, and its turn's fields."""
+    out: dict[str, Any] = {"layer": prediction.layer, "confidence": round(prediction.confidence, DIGITS)}
+    out.update({f"p_{name}": round(value, DIGITS) for name, value in prediction.probabilities.items()})
+    out["depth"] = round(prediction.depth, DIGITS)
     out.update({key: reciprocity.get(key) for key in ("turn", "prompt_turn", "depth_gap", "match")})
     return out
 
@@ -232,21 +231,22 @@ def label_conversation(
     """Output rows and reciprocity figures for one conversation whose messages are classified."""
     from .reciprocity import analyze_conversation, message_fields
 
-    labeled = []
-    for message, probs in zip(messages, probabilities):
-        best = max(range(len(LAYERS)), key=lambda i: probs[i])
-        labeled.append(
-            {
-                "id": message.id,
-                "speaker": message.speaker if message.speaker is not None else "(unknown)",
-                "layer": LAYERS[best],
-                "depth": min(3.0, max(0.0, float(sum(i * float(p) for i, p in enumerate(probs))))),
-                "reply_to": message.reply_to,
-            }
-        )
+    # One prediction per message serves both the analysis and the row, so a row's layer is
+    # always the layer its turn was built from.
+    predictions = [Prediction.from_probabilities(probs) for probs in probabilities]
+    labeled = [
+        {
+            "id": message.id,
+            "speaker": message.speaker if message.speaker is not None else "(unknown)",
+            "layer": prediction.layer,
+            "depth": prediction.depth,
+            "reply_to": message.reply_to,
+        }
+        for message, prediction in zip(messages, predictions)
+    ]
     result = analyze_conversation(labeled, conversation_id, permutations=permutations)
     per_message = message_fields(result)
-    rows = [output_row(m, _annotation(p, per_message.get(m.id, {}))) for m, p in zip(messages, probabilities)]
+    rows = [output_row(m, _annotation(p, per_message.get(m.id, {}))) for m, p in zip(messages, predictions)]
     figures = result.to_dict()
     figures.pop("turns", None)
     return rows, figures
