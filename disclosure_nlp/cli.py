@@ -22,6 +22,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Help texts are plain text: with rich markup on, "[onnx]" in "disclosure-nlp[onnx]" is taken
+    # for a style tag and silently dropped, and every extra's name would need escaping.
+    rich_markup_mode=None,
 )
 
 ModelOption = Annotated[
@@ -201,7 +204,7 @@ def annotate(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     backend: BackendOption = "torch",
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run of the same command after the last conversations it saved (JSONL/CSV/TSV outputs).")] = False,
-    engine: Annotated[str, typer.Option("--engine", help="local: this process; ray: Ray Data on a local or remote Ray cluster (pip install 'disclosure-nlp\\[ray]'); OUTPUT is then a directory of part files.")] = "local",
+    engine: Annotated[str, typer.Option("--engine", help="local: this process; ray: Ray Data on a local or remote Ray cluster (pip install 'disclosure-nlp[ray]'); OUTPUT is then a directory of part files.")] = "local",
     address: Annotated[Optional[str], typer.Option("--address", help="With --engine ray: 'auto' joins the cluster this machine belongs to, 'ray://HOST:10001' a remote one; default: start Ray locally for this run.")] = None,
     num_actors: Annotated[int, typer.Option("--num-actors", min=1, help="With --engine ray: model replicas labeling in parallel (one model load each).")] = 1,
 ) -> None:
@@ -281,7 +284,7 @@ def _annotate_on_ray(inputs, output, *, summary, report, model, input_format, ou
 @app.command()
 def export(
     model_dir: Annotated[Optional[Path], typer.Argument(help="Model directory (default: the shipped default model).")] = None,
-    onnx: Annotated[Optional[Path], typer.Option("--onnx", help="Write the ONNX model (fp32 model.onnx and int8 model.int8.onnx, with tokenizer and config) to this directory; needs pip install 'disclosure-nlp\\[onnx]'.")] = None,
+    onnx: Annotated[Optional[Path], typer.Option("--onnx", help="Write the ONNX model (fp32 model.onnx and int8 model.int8.onnx, with tokenizer and config) to this directory; needs pip install 'disclosure-nlp[onnx]'.")] = None,
     full: Annotated[Optional[Path], typer.Option("--full", help="Write a standalone Hugging Face model directory here (the compact shipped form rebuilt with its full weights), ready for transformers' pipeline().")] = None,
     no_quantize: Annotated[bool, typer.Option("--no-int8", help="With --onnx: skip the int8 model.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Replace existing output directories.")] = False,

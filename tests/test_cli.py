@@ -61,3 +61,29 @@ def test_train_command_writes_a_model(tiny_file, tmp_path):
     assert "epoch 1:" in result.output and (out / "model.safetensors").exists()
     refused = runner.invoke(app, args)
     assert refused.exit_code == 2 and "already exists" in refused.output
+
+
+def _help(command: str) -> str:
+    result = runner.invoke(app, [command, "--help"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_help_shows_the_extras_in_square_brackets():
+    # Rich markup used to take "[onnx]" for a style tag and drop it from the help.
+    for command in ("predict", "evaluate", "annotate", "export"):
+        assert "'disclosure-nlp[onnx]'" in _help(command), command
+    assert "'disclosure-nlp[ray]'" in _help("annotate")
+
+
+def test_every_bracketed_word_of_every_help_text_is_shown_as_written():
+    import re
+
+    import typer.main
+
+    group = typer.main.get_command(app)
+    for name, command in group.commands.items():
+        shown = _help(name)
+        texts = [command.help or ""] + [getattr(param, "help", None) or "" for param in command.params]
+        for word in (w for text in texts for w in re.findall(r"\S*\[[^\]\s]*\]\S*", text)):
+            assert word in shown, (name, word)
