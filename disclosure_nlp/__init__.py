@@ -3,6 +3,9 @@
 The public API is importable from here. Heavy parts (torch, transformers) load on first use,
 not at import, so importing the package is cheap, and it never trains or touches the network:
 the Hugging Face offline switches are set here unless ``DISCLOSURE_NLP_ALLOW_NETWORK=1``.
+The integrations (``annotate_frame``/``analyze_frame`` for pandas, ``DisclosureTransformer`` for
+ConvoKit) are exported the same lazy way, so their optional extras are imported only by a
+program that uses them.
 """
 
 from __future__ import annotations
@@ -29,6 +32,9 @@ _EXPORTS = {
     "train": "training",
     "TrainConfig": "training",
     "read_messages": "transcripts",
+    "annotate_frame": "frame",
+    "analyze_frame": "frame",
+    "DisclosureTransformer": "convokit_transformer",
     "DisclosureError": "errors",
     "DataError": "errors",
     "ModelError": "errors",
@@ -39,8 +45,10 @@ __all__ = sorted(_EXPORTS)
 if TYPE_CHECKING:  # pragma: no cover
     from .annotate import AnnotationSummary, annotate
     from .classifier import DisclosureClassifier, Prediction
+    from .convokit_transformer import DisclosureTransformer
     from .errors import DataError, DisclosureError, ModelError
     from .evaluation import evaluate
+    from .frame import analyze_frame, annotate_frame
     from .layers import LAYERS
     from .reciprocity import ConversationReciprocity, LabeledMessage, analyze_conversation
     from .training import TrainConfig, train
