@@ -80,9 +80,11 @@ def predict(
 
 @app.command()
 def train(
-    train_file: Annotated[Path, typer.Option("--train", help="Training data (JSONL/CSV/TSV or saved dataset).")],
-    dev_file: Annotated[Path, typer.Option("--dev", help="Dev data for early stopping on macro-F1.")],
+    train_file: Annotated[Path, typer.Option("--train", help="Training data: JSONL/CSV/TSV, or a dataset saved with datasets' save_to_disk.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Model directory to write.")],
+    dev_file: Annotated[Optional[Path], typer.Option("--dev", help="Dev data for early stopping on macro-F1 (default: the 'validation' or 'dev' split of --train when it is a saved DatasetDict).")] = None,
+    train_split: Annotated[Optional[str], typer.Option("--train-split", help="Split of a saved DatasetDict given as --train (default: train).")] = None,
+    dev_split: Annotated[Optional[str], typer.Option("--dev-split", help="Split of the saved DatasetDict used as dev data (default: validation, else dev).")] = None,
     base_model: Annotated[Optional[str], typer.Option("--base-model", help="Base model directory or package.")] = None,
     epochs: Annotated[int, typer.Option(min=1)] = 4,
     batch_size: Annotated[int, typer.Option(min=1)] = 16,
@@ -122,12 +124,14 @@ def train(
                 raise DisclosureError(f"{output} already exists; pass --force to replace it")
             with tempfile.TemporaryDirectory() as scratch:
                 result = run_training(train_file, dev_file, Path(scratch) / output.name, config,
-                                      columns=Columns(text_col, label_col), force=True, on_epoch=report)
+                                      columns=Columns(text_col, label_col), force=True, on_epoch=report,
+                                      train_split=train_split, dev_split=dev_split)
                 output.parent.mkdir(parents=True, exist_ok=True)
                 pack_compact(result.output_dir, output, base=config.base_model)
         else:
             result = run_training(
-                train_file, dev_file, output, config, columns=Columns(text_col, label_col), force=force, on_epoch=report
+                train_file, dev_file, output, config, columns=Columns(text_col, label_col), force=force, on_epoch=report,
+                train_split=train_split, dev_split=dev_split,
             )
     except DisclosureError as err:
         _fail(err)
@@ -146,7 +150,7 @@ def evaluate(
     baseline_train: Annotated[Optional[Path], typer.Option("--baseline-train", help="Training split for the baseline (default: the model's own).")] = None,
     no_baseline: Annotated[bool, typer.Option("--no-baseline", help="Skip the TF-IDF baseline.")] = False,
     record: Annotated[Optional[str], typer.Option("--record", help="Save the figures in the model's metrics.json and card under this name.")] = None,
-    split: Annotated[Optional[str], typer.Option("--split", help="Split of a saved DatasetDict.")] = None,
+    split: Annotated[Optional[str], typer.Option("--split", help="Split of a DatasetDict saved with datasets' save_to_disk, given as --data.")] = None,
     text_col: TextCol = "text",
     label_col: LabelCol = "layer",
     force: Annotated[bool, typer.Option("--force", help="Overwrite --output if it exists.")] = False,

@@ -7,7 +7,9 @@ what the trainer, the evaluator and the baseline all consume.
 
 Accepted sources: JSON Lines (``.jsonl``/``.json``), CSV (``.csv``) and TSV (``.tsv``) with a
 header, and a ``datasets`` dataset saved with ``save_to_disk`` (a ``DatasetDict`` directory
-takes ``--split``).
+takes a split name: ``--split`` for ``evaluate``, ``--train-split``/``--dev-split`` for ``train``,
+where the dev split may also come from the training ``DatasetDict``; see
+:func:`training_sources`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,10 @@ from .layers import LAYERS, layer_id
 TEXT_COL = "text"
 LABEL_COL = "layer"
 REGISTER_COL = "register"
+TRAIN_SPLIT = "train"
+DEV_SPLITS = ("validation", "dev")
+"""Split names read as dev data from a saved ``DatasetDict``, in this order: ``validation`` is
+the Hugging Face Hub's usual name, ``dev`` this project's."""
 
 
 @dataclass(frozen=True)
@@ -34,6 +40,19 @@ class Columns:
     text: str = TEXT_COL
     label: str = LABEL_COL
     register: str = REGISTER_COL
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where labeled data comes from: a file, a saved ``Dataset``, or one split of a saved
+    ``DatasetDict`` (``split`` is set only then), kept together so that training records and
+    error messages name both."""
+
+    path: Path
+    split: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.path} (split '{self.split}')" if self.split is not None else str(self.path)
 
 
 @dataclass(frozen=True)
@@ -164,6 +183,8 @@ def _from_disk(path: Path, split: str | None) -> Iterator[RawRow]:
         if split not in loaded:
             raise DataError(f"has no split '{split}' (has {', '.join(loaded)})", path=path)
         loaded = loaded[split]
+    elif split is not None:
+        raise DataError(f"is a saved Dataset, not a DatasetDict: it has no split '{split}'", path=path)
     return (RawRow(index + 1, record) for index, record in enumerate(loaded))
 
 
@@ -189,12 +210,94 @@ def load_labeled(
             raise DataError("is a directory, not a data file or a saved dataset", path=file)
         rows = _from_disk(file, split)
     else:
+        if split is not None:
+            raise DataError(f"is a data file, not a saved DatasetDict: it has no split '{split}'", path=file)
         rows = iter_raw_rows(file)
     records = [validate_row(row, file, columns, require_label=require_label) for row in rows]
     if not records:
         raise DataError("contains no rows", path=file)
     table = {key: [record[key] for record in records] for key in records[0]}
     return Dataset.from_dict(table, features=_features(require_label))
+
+
+def saved_splits(path: str | Path) -> list[str] | None:
+    """The split names of a ``DatasetDict`` saved with ``save_to_disk``; ``None`` for anything
+    else (a file, a saved single ``Dataset``, a missing path), for which a split name means
+    nothing."""
+    directory = Path(path)
+    if not (directory / "dataset_dict.json").is_file():
+        return None
+    from datasets import DatasetDict, load_from_disk
+
+    try:
+        loaded = load_from_disk(str(directory))
+    except (OSError, ValueError) as err:
+        raise DataError(f"cannot be read as a saved DatasetDict ({err})", path=directory) from None
+    return list(loaded) if isinstance(loaded, DatasetDict) else None
+
+
+def choose_split(path: str | Path, split: str | None, *, defaults: tuple[str, ...], option: str) -> str | None:
+    """The split of ``path`` to read: ``split`` if given, else the first of ``defaults`` that
+    the saved ``DatasetDict`` has; ``None`` for a source without splits.
+
+    ``option`` is the name the user sets the split with, so that every error (naming the path
+    and the splits it has) also says how to fix it.
+    """
+    splits = saved_splits(path)
+    if splits is None:
+        if split is not None:
+            raise DataError(f"{option} '{split}' given, but this is not a saved DatasetDict (it has no splits)", path=path)
+        return None
+    if split is not None:
+        if split not in splits:
+            raise DataError(f"has no split '{split}' (its splits: {', '.join(splits)}); choose one with {option}", path=path)
+        return split
+    found = next((name for name in defaults if name in splits), None)
+    if found is None:
+        wanted = " or ".join(f"'{name}'" for name in defaults)
+        raise DataError(
+            f"is a DatasetDict with no {wanted} split (its splits: {', '.join(splits)}); choose one with {option}",
+            path=path,
+        )
+    return found
+
+
+def training_sources(
+    train: str | Path,
+    dev: str | Path | None = None,
+    *,
+    train_split: str | None = None,
+    dev_split: str | None = None,
+) -> tuple[Source, Source]:
+    """The training and dev data of a training run, with their splits resolved.
+
+    A saved ``DatasetDict`` usually holds every split, so it need not be named twice: the
+    training split defaults to ``train``, the dev split to ``validation`` or ``dev``, and
+    without ``dev`` the dev split is taken from ``train``'s ``DatasetDict``. Files and saved
+    single ``Dataset`` directories take no split. Errors name the path and its splits.
+    """
+    train_path = Path(train)
+    if not train_path.exists():
+        raise DataError("no such file or directory", path=train_path)
+    chosen_train = choose_split(train_path, train_split, defaults=(TRAIN_SPLIT,), option="--train-split")
+    if dev is None:
+        splits = saved_splits(train_path)
+        if splits is None:
+            raise DataError(
+                "no dev data: give --dev, or a saved DatasetDict with a 'validation' or 'dev' split as --train",
+                path=train_path,
+            )
+        if dev_split is None and not any(name in splits for name in DEV_SPLITS):
+            raise DataError(
+                f"no dev data: this DatasetDict has no 'validation' or 'dev' split (its splits: {', '.join(splits)}); "
+                "give --dev, or name the dev split with --dev-split",
+                path=train_path,
+            )
+    dev_path = train_path if dev is None else Path(dev)
+    if not dev_path.exists():
+        raise DataError("no such file or directory", path=dev_path)
+    chosen_dev = choose_split(dev_path, dev_split, defaults=DEV_SPLITS, option="--dev-split")
+    return Source(train_path, chosen_train), Source(dev_path, chosen_dev)
 
 
 def normalize_text(text: str) -> str:

@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .data import Columns, load_labeled
+from .data import Columns, Source, load_labeled
 from .errors import DisclosureError
 from .layers import LAYERS, expected_depth
 from .metrics import EvaluationReport, compute_report
@@ -37,15 +37,17 @@ class Evaluation:
         }
 
 
-def training_split_of(model_dir: Path) -> Path | None:
-    """The training file recorded by ``disclosure train``, if it can still be found."""
+def training_split_of(model_dir: Path) -> Source | None:
+    """The training data recorded by ``disclosure train`` (a file, or a saved dataset and its
+    split), if it can still be found."""
     record = model_dir / "training.json"
     if not record.exists():
         return None
-    path = Path(json.loads(record.read_text())["train"]["path"])
+    train = json.loads(record.read_text())["train"]
+    path = Path(train["path"])
     for candidate in (path, model_dir / path):
-        if candidate.is_file():
-            return candidate
+        if candidate.exists():
+            return Source(candidate, train.get("split"))
     return None
 
 
@@ -77,7 +79,7 @@ def evaluate(
 
     baseline_report, train_file, c = None, None, None
     if with_baseline:
-        train_file = Path(baseline_train) if baseline_train else training_split_of(source_dir)
+        train_file = Source(Path(baseline_train)) if baseline_train else training_split_of(source_dir)
         if train_file is None:
             raise DisclosureError(
                 f"{source_dir}: its training split is not recorded or not found; pass --baseline-train "
@@ -85,7 +87,7 @@ def evaluate(
             )
         from .baseline import TfidfBaseline
 
-        train_set = load_labeled(train_file, columns)
+        train_set = load_labeled(train_file.path, columns, split=train_file.split)
         baseline = TfidfBaseline.fit(train_set["text"], train_set["label"])
         base_probs = baseline.predict_proba(texts)
         baseline_report = compute_report(

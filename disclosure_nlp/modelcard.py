@@ -32,6 +32,12 @@ def metrics_table(report: dict) -> str:
     return "\n".join(lines)
 
 
+def _data(record: dict) -> str:
+    """A data source as the card shows it: the path, and the split of a saved DatasetDict."""
+    split = record.get("split")
+    return f"`{record['path']}`" + (f" (split `{split}`)" if split is not None else "")
+
+
 def render_model_card(name: str, training: dict, metrics: dict) -> str:
     config = training["config"]
     label_rows = "\n".join(f"| {i} | `{layer}` | {DESCRIPTIONS[layer]} |" for i, layer in enumerate(LAYERS))
@@ -53,10 +59,10 @@ def render_model_card(name: str, training: dict, metrics: dict) -> str:
         "or `disclosure predict --model PATH \"…\"`, or `DisclosureClassifier.load(PATH)` in Python.\n",
         "## Training\n",
         f"- Base model: `{config['base_model']}` (word embeddings {'frozen' if config['freeze_embeddings'] else 'trained'})\n"
-        f"- Training data: `{training['train']['path']}`, {training['train']['rows']} messages "
+        f"- Training data: {_data(training['train'])}, {training['train']['rows']} messages "
         f"(sha256 `{(training['train']['sha256'] or '')[:12]}`); layers {training['train']['layers']}\n"
         f"- Registers: {registers}\n"
-        f"- Dev data: `{training['dev']['path']}`, {training['dev']['rows']} messages\n"
+        f"- Dev data: {_data(training['dev'])}, {training['dev']['rows']} messages\n"
         f"- Epochs run: {len(training['history'])} of {config['epochs']}, best epoch {training['best_epoch']} by dev macro-F1; "
         f"batch {config['batch_size']}, learning rate {config['learning_rate']}, seed {config['seed']}, "
         f"max length {config['max_length']} tokens\n"

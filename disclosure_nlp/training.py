@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .data import Columns, load_labeled
+from .data import Columns, Source, load_labeled, training_sources
 from .errors import DisclosureError
 from .layers import ID2LABEL, LABEL2ID, LAYERS
 from .metrics import EvaluationReport, compute_report
@@ -137,7 +137,7 @@ def _report(model, encoded, gold, pad_id, device) -> EvaluationReport:
 
 def train(
     train_path: str | os.PathLike[str],
-    dev_path: str | os.PathLike[str],
+    dev_path: str | os.PathLike[str] | None,
     output_dir: str | os.PathLike[str],
     config: TrainConfig | None = None,
     *,
@@ -145,12 +145,17 @@ def train(
     force: bool = False,
     progress: bool = True,
     on_epoch: Callable[[EpochLog], None] | None = None,
+    train_split: str | None = None,
+    dev_split: str | None = None,
 ) -> TrainResult:
     """Fine-tune ``config.base_model`` on ``train_path``, pick the best epoch on ``dev_path``.
 
+    Either may be a ``datasets`` ``DatasetDict`` saved with ``save_to_disk``: ``train_split``
+    defaults to ``train`` and ``dev_split`` to ``validation`` or ``dev``, and ``dev_path=None``
+    takes the dev split from ``train_path`` (see :func:`~disclosure_nlp.data.training_sources`).
     Writes a model directory that ``transformers`` loads directly, with ``metrics.json``,
-    ``training.json`` and a model card. Refuses to replace an existing directory unless
-    ``force``.
+    ``training.json`` (which records the paths and splits) and a model card. Refuses to
+    replace an existing directory unless ``force``.
     """
     enforce_offline()
     import torch
@@ -162,8 +167,9 @@ def train(
     if target.exists() and any(target.iterdir()) and not force:
         raise DisclosureError(f"{target} already exists; pass --force to replace it")
     started = time.perf_counter()
-    train_set = load_labeled(train_path, columns)
-    dev_set = load_labeled(dev_path, columns)
+    train_source, dev_source = training_sources(train_path, dev_path, train_split=train_split, dev_split=dev_split)
+    train_set = load_labeled(train_source.path, columns, split=train_source.split)
+    dev_set = load_labeled(dev_source.path, columns, split=dev_source.split)
     seed_everything(config.seed)
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -253,11 +259,11 @@ def train(
         train_size=len(train_ids),
         dev_size=len(dev_ids),
     )
-    _write_model_dir(model, tokenizer, result, Path(train_path), Path(dev_path), train_set, force=force)
+    _write_model_dir(model, tokenizer, result, train_source, dev_source, train_set, force=force)
     return result
 
 
-def _write_model_dir(model, tokenizer, result: TrainResult, train_path: Path, dev_path: Path, train_set, *, force: bool) -> None:
+def _write_model_dir(model, tokenizer, result: TrainResult, train_source: Source, dev_source: Source, train_set, *, force: bool) -> None:
     import torch
     import transformers
 
@@ -278,9 +284,10 @@ def _write_model_dir(model, tokenizer, result: TrainResult, train_path: Path, de
             layer_counts[LAYERS[label]] += 1
         training = {
             "config": asdict(result.config),
-            "train": {"path": str(train_path), "sha256": _sha256(train_path), "rows": result.train_size,
-                      "layers": layer_counts, "registers": registers},
-            "dev": {"path": str(dev_path), "sha256": _sha256(dev_path), "rows": result.dev_size},
+            "train": {"path": str(train_source.path), "split": train_source.split, "sha256": _sha256(train_source.path),
+                      "rows": result.train_size, "layers": layer_counts, "registers": registers},
+            "dev": {"path": str(dev_source.path), "split": dev_source.split, "sha256": _sha256(dev_source.path),
+                    "rows": result.dev_size},
             "best_epoch": result.best_epoch,
             "history": [asdict(h) for h in result.history],
             "seconds": round(result.seconds, 1),

@@ -87,3 +87,55 @@ def test_every_bracketed_word_of_every_help_text_is_shown_as_written():
         texts = [command.help or ""] + [getattr(param, "help", None) or "" for param in command.params]
         for word in (w for text in texts for w in re.findall(r"\S*\[[^\]\s]*\]\S*", text)):
             assert word in shown, (name, word)
+
+
+def _tiny_datasetdict(path, splits=("train", "validation", "test")):
+    """The eight tiny messages as a DatasetDict saved with the real datasets library."""
+    from datasets import Dataset, DatasetDict
+
+    from .conftest import TINY
+
+    rows = {"text": [t for t, _ in TINY], "layer": [l for _, l in TINY]}
+    DatasetDict({name: Dataset.from_dict(rows) for name in splits}).save_to_disk(path)
+    return path
+
+
+def test_train_and_evaluate_read_a_saved_datasetdict(tmp_path):
+    dd = _tiny_datasetdict(tmp_path / "dd")
+    out = tmp_path / "m"
+    result = runner.invoke(app, ["train", "--train", str(dd), "--output", str(out), "--epochs", "1",
+                                 "--batch-size", "4", "--max-length", "24"])
+    assert result.exit_code == 0, result.output
+    training = json.loads((out / "training.json").read_text())
+    assert (training["train"]["split"], training["dev"]["split"]) == ("train", "validation")
+    assert training["train"]["path"] == training["dev"]["path"] == str(dd)
+    assert training["train"]["rows"] == training["dev"]["rows"] == 8
+    assert f"`{dd}` (split `validation`)" in (out / "README.md").read_text()
+
+    # The baseline trains on the split the model was trained on, found through training.json.
+    scored = runner.invoke(app, ["evaluate", "--model", str(out), "--data", str(dd), "--split", "test", "--json"])
+    assert scored.exit_code == 0, scored.output
+    payload = json.loads(scored.output)
+    assert payload["model"]["n"] == 8 and payload["baseline"]["n"] == 8
+    assert payload["baseline_train"] == f"{dd} (split 'train')"
+
+
+def test_train_with_named_splits_and_split_errors(tmp_path, tiny_file):
+    dd = _tiny_datasetdict(tmp_path / "dd", splits=("fit", "held_out"))
+    base = ["train", "--output", str(tmp_path / "m"), "--epochs", "1", "--batch-size", "4", "--max-length", "24"]
+
+    missing = runner.invoke(app, base + ["--train", str(dd)])
+    assert missing.exit_code == 2
+    assert f"{dd}: is a DatasetDict with no 'train' split (its splits: fit, held_out); choose one with --train-split" in missing.output
+    no_dev = runner.invoke(app, base + ["--train", str(dd), "--train-split", "fit"])
+    assert no_dev.exit_code == 2
+    assert "no 'validation' or 'dev' split (its splits: fit, held_out); give --dev" in no_dev.output
+    typo = runner.invoke(app, base + ["--train", str(tiny_file), "--dev", str(dd), "--dev-split", "heldout"])
+    assert typo.exit_code == 2
+    assert f"{dd}: has no split 'heldout' (its splits: fit, held_out); choose one with --dev-split" in typo.output
+    assert not (tmp_path / "m").exists()
+
+    ok = runner.invoke(app, base + ["--train", str(dd), "--train-split", "fit", "--dev", str(dd), "--dev-split", "held_out"])
+    assert ok.exit_code == 0, ok.output
+    training = json.loads((tmp_path / "m" / "training.json").read_text())
+    assert (training["train"]["split"], training["dev"]["split"]) == ("fit", "held_out")

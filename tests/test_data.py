@@ -108,5 +108,73 @@ def test_saved_datasetdict_needs_a_split(tmp_path):
     assert load_labeled(tmp_path / "dd", split="train")["label"] == [0]
 
 
+def save_dict(path: Path, **splits: list[str]) -> Path:
+    """A DatasetDict saved with save_to_disk, each split holding the given texts (layer none)."""
+    from datasets import Dataset, DatasetDict
+
+    DatasetDict(
+        {name: Dataset.from_dict({"text": texts, "layer": ["none"] * len(texts)}) for name, texts in splits.items()}
+    ).save_to_disk(path)
+    return path
+
+
+def test_split_given_for_a_file_or_a_single_dataset_is_an_error(tmp_path, tiny_file):
+    from datasets import Dataset
+
+    Dataset.from_dict({"text": ["hi"], "layer": ["none"]}).save_to_disk(tmp_path / "single")
+    with pytest.raises(DataError, match=r"tiny\.jsonl: is a data file, not a saved DatasetDict: it has no split 'test'"):
+        load_labeled(tiny_file, split="test")
+    with pytest.raises(DataError, match="single: is a saved Dataset, not a DatasetDict: it has no split 'test'"):
+        load_labeled(tmp_path / "single", split="test")
+    assert load_labeled(tmp_path / "single")["text"] == ["hi"]
+
+
+def test_training_sources_take_train_and_dev_splits_from_one_datasetdict(tmp_path):
+    from disclosure_nlp.data import Source, training_sources
+
+    dd = save_dict(tmp_path / "dd", train=["a"], validation=["b"], dev=["c"], test=["d"])
+    assert training_sources(dd) == (Source(dd, "train"), Source(dd, "validation"))  # validation before dev
+    assert training_sources(dd, dev_split="test") == (Source(dd, "train"), Source(dd, "test"))
+    assert training_sources(dd, dd, train_split="dev", dev_split="dev") == (Source(dd, "dev"), Source(dd, "dev"))
+    only_dev = save_dict(tmp_path / "only-dev", train=["a"], dev=["c"])
+    assert training_sources(only_dev)[1] == Source(only_dev, "dev")
+    assert str(Source(dd, "train")) == f"{dd} (split 'train')"
+
+
+def test_training_sources_mix_files_and_datasetdicts(tmp_path, tiny_file):
+    from disclosure_nlp.data import Source, training_sources
+
+    dd = save_dict(tmp_path / "dd", train=["a"], dev=["c"])
+    assert training_sources(tiny_file, dd) == (Source(tiny_file), Source(dd, "dev"))
+    assert training_sources(dd, tiny_file) == (Source(dd, "train"), Source(tiny_file))
+    assert training_sources(tiny_file, tiny_file) == (Source(tiny_file), Source(tiny_file))
+
+
+def test_training_sources_errors_name_the_path_and_its_splits(tmp_path, tiny_file):
+    from disclosure_nlp.data import training_sources
+
+    dd = save_dict(tmp_path / "dd", train=["a"], test=["d"])
+    with pytest.raises(DataError, match=r"dd: no dev data: this DatasetDict has no 'validation' or 'dev' split "
+                                        r"\(its splits: train, test\); give --dev, or name the dev split with --dev-split"):
+        training_sources(dd)
+    with pytest.raises(DataError, match=r"dd: has no split 'valid' \(its splits: train, test\); choose one with --dev-split"):
+        training_sources(dd, dev_split="valid")
+    with pytest.raises(DataError, match=r"dd: has no split 'training' \(its splits: train, test\); choose one with --train-split"):
+        training_sources(dd, dev_split="test", train_split="training")
+    with pytest.raises(DataError, match=r"dd: is a DatasetDict with no 'validation' or 'dev' split \(its splits: train, test\); "
+                                        r"choose one with --dev-split"):
+        training_sources(tiny_file, dd)
+    no_train = save_dict(tmp_path / "no-train", fit=["a"], dev=["c"])
+    with pytest.raises(DataError, match=r"no-train: is a DatasetDict with no 'train' split \(its splits: fit, dev\); "
+                                        r"choose one with --train-split"):
+        training_sources(no_train)
+    with pytest.raises(DataError, match=r"tiny\.jsonl: no dev data: give --dev"):
+        training_sources(tiny_file)
+    with pytest.raises(DataError, match=r"tiny\.jsonl: --dev-split 'dev' given, but this is not a saved DatasetDict"):
+        training_sources(dd, tiny_file, dev_split="dev")
+    with pytest.raises(DataError, match=r"nope: no such file or directory"):
+        training_sources(dd, tmp_path / "nope", dev_split="test")
+
+
 def test_normalize_text_ignores_case_punctuation_and_spacing():
     assert normalize_text("Me  TOO!!") == normalize_text("me too") == "me too"
