@@ -14,8 +14,12 @@ Accepted inputs
 * CSV and TSV tables with a header row and configurable column names (:class:`ColumnMap`).
 * Plain-text chat logs (``.txt``, ``.log``): ``Speaker: message`` lines, optionally behind a
   ``[timestamp]``, and WhatsApp exports from Android and iOS in their locale variants.
+* Parquet tables (``.parquet``), read with pyarrow one record batch at a time; values become
+  ids and timestamps the way :func:`disclosure_nlp.frame.annotate_frame` reads a DataFrame
+  (``3.0`` is id ``3``, a typed timestamp its ISO text), and a "line" is a 1-based row number.
 
-Any of these may be gzip-compressed; the gzip magic number, not the ``.gz`` name, decides.
+Any of the text formats may be gzip-compressed; the gzip magic number, not the ``.gz`` name,
+decides.
 
 The only state that grows with the input is the set of message ids already seen (to refuse
 duplicates, which would silently corrupt ``reply_to`` links) and, in :func:`iter_conversations`,
@@ -31,8 +35,9 @@ import json
 import math
 import re
 import zlib
+from contextlib import nullcontext
 from dataclasses import dataclass, field, fields as dataclass_fields
-from datetime import datetime, timezone
+from datetime import date as _date, datetime, time as _time, timezone
 from pathlib import Path
 from typing import IO, Any, Callable, Iterable, Iterator
 
@@ -48,7 +53,7 @@ __all__ = [
     "read_messages",
 ]
 
-FORMATS = ("jsonl", "csv", "tsv", "text", "whatsapp", "convokit")
+FORMATS = ("jsonl", "csv", "tsv", "text", "whatsapp", "convokit", "parquet")
 SNIFF_BYTES = 8192
 GZIP_MAGIC = b"\x1f\x8b"
 CORPUS_UTTERANCES = "utterances.jsonl"
@@ -61,7 +66,11 @@ _SUFFIX_FORMATS = {
     ".tsv": "tsv",
     ".txt": "text",
     ".log": "text",
+    ".parquet": "parquet",
 }
+PARQUET_MAGIC = b"PAR1"
+PARQUET_BATCH_ROWS = 1024
+PARQUET_INSTALL_HINT = "reading Parquet needs pyarrow; install it with: pip install 'disclosure-nlp[pandas]'"
 
 
 @dataclass
@@ -147,7 +156,7 @@ class _BadRecord(Exception):
 @dataclass(frozen=True)
 class _Source:
     path: Path  # the file actually read
-    fmt: str  # jsonl | csv | tsv | text | whatsapp
+    fmt: str  # jsonl | csv | tsv | text | whatsapp | parquet
     stem: str  # default conversation id and id prefix
     gzipped: bool
 
@@ -192,12 +201,28 @@ def _resolve(path: Path, format: str | None) -> _Source:
             shown = suffix or "(none)"
             raise DataError(
                 f"cannot tell the transcript format from the extension {shown}; use .jsonl, "
-                ".csv, .tsv, .txt or a ConvoKit corpus directory, or name the format",
+                ".csv, .tsv, .txt, .parquet or a ConvoKit corpus directory, or name the format",
                 path=path,
             )
     else:
         fmt = "jsonl" if format == "convokit" else format
+    if fmt == "parquet":
+        return _parquet_source(path, Path(name).stem or name)
     return _sniffed(path, fmt, Path(name).stem or name)
+
+
+def _parquet_source(path: Path, stem: str) -> _Source:
+    """A Parquet file is binary by design: check its magic number instead of sniffing for text,
+    and that pyarrow is there, before any record is read."""
+    with path.open("rb") as handle:
+        head = handle.read(len(PARQUET_MAGIC))
+    if head != PARQUET_MAGIC:
+        raise DataError("is not a Parquet file (it does not start with PAR1)", path=path)
+    try:
+        import pyarrow.parquet  # noqa: F401
+    except ImportError:
+        raise DataError(PARQUET_INSTALL_HINT, path=path) from None
+    return _Source(path=path, fmt="parquet", stem=stem, gzipped=False)
 
 
 def _sniffed(path: Path, fmt: str, stem: str) -> _Source:
@@ -314,7 +339,7 @@ class _Context:
         keys = {}
         for attr in ("text", "id", "conversation", "speaker", "reply_to", "time"):
             names: tuple[str, ...] = (getattr(columns, attr),)
-            if source.fmt == "jsonl" and attr not in custom:
+            if source.fmt in ("jsonl", "parquet") and attr not in custom:
                 names += _CONVOKIT_ALIASES.get(attr, ())
             keys[attr] = names
         required = set(custom)
@@ -465,6 +490,57 @@ def _iter_delimited(lines: _Lines, ctx: _Context, delimiter: str) -> Iterator[Me
             yield _build(dict(zip(header, row)), start, ctx, raw)
         except _BadRecord as bad:
             yield bad
+
+
+def _arrow_identifier(value: Any) -> Any:
+    """An id-like Arrow value as :mod:`disclosure_nlp.frame` reads it from a DataFrame: a typed
+    timestamp is its ISO text, a float holding an integer is that integer, NaN is absent."""
+    if isinstance(value, (_date, _time)):  # a datetime is a date
+        return value.isoformat()
+    if isinstance(value, float):
+        if math.isnan(value):
+            return None
+        if value.is_integer():
+            return int(value)
+    return value
+
+
+def _iter_parquet(source: _Source, ctx: _Context) -> Iterator[Message | _BadRecord]:
+    """Rows of a Parquet file, one record batch in memory at a time."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = source.path
+    try:
+        table = pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as err:
+        raise DataError(f"cannot be read as Parquet ({err})", path=path) from None
+    names = list(table.schema_arrow.names)
+    if len(set(names)) != len(names):
+        twice = next(name for name in names if names.count(name) > 1)
+        raise DataError("column appears twice", path=path, field=twice)
+    for attr in ["text", *sorted(ctx.required)]:
+        if not any(name in names for name in ctx.keys[attr]):
+            shown = ", ".join(names[:20]) + (", …" if len(names) > 20 else "")
+            raise DataError(f"column missing (the columns are: {shown})", path=path, field=getattr(ctx.columns, attr))
+    id_keys = {name for attr in ("id", "conversation", "speaker", "reply_to", "time") for name in ctx.keys[attr]}
+    row = 0
+    try:
+        for batch in table.iter_batches(batch_size=PARQUET_BATCH_ROWS):
+            for record in batch.to_pylist():
+                row += 1
+                text = record.get(ctx.keys["text"][0])
+                raw = text if isinstance(text, str) else ""
+                plain = {key: _arrow_identifier(value) if key in id_keys else value for key, value in record.items()}
+                try:
+                    message = _build(plain, row, ctx, raw)
+                except _BadRecord as bad:
+                    yield bad
+                    continue
+                message.fields = record  # the values as stored, typed timestamps included
+                yield message
+    except (pa.ArrowException, OSError) as err:
+        raise DataError(f"cannot be read as Parquet after row {row} ({err})", path=path, line=row + 1) from None
 
 
 def _csv_reason(err: csv.Error, start: int) -> str:
@@ -649,8 +725,8 @@ def read_messages(
 
     The path, its format, compression and text-ness are checked now, so a wrong path fails at
     the call; records are read only as the iterator is consumed, so memory does not grow with
-    the file. ``format`` overrides the extension ("jsonl", "csv", "tsv", "text", "whatsapp",
-    "convokit").
+    the file. ``format`` overrides the extension ("jsonl", "csv", "tsv", "parquet", "text",
+    "whatsapp", "convokit").
 
     With ``on_error="raise"`` the first bad record raises :class:`DataError` naming file, line
     and field. With ``on_error="skip"`` each bad record is passed to ``on_reject`` (if given)
@@ -676,9 +752,11 @@ def _generate(
 ) -> Iterator[Message]:
     ctx = _Context.make(source, columns)
     seen: dict[str, int] = {}
-    with _open_stream(source) as stream:
-        lines = _Lines(stream, source.path)
-        if source.fmt == "jsonl":
+    with nullcontext() if source.fmt == "parquet" else _open_stream(source) as stream:
+        lines = _Lines(stream, source.path) if stream is not None else None
+        if source.fmt == "parquet":
+            items = _iter_parquet(source, ctx)
+        elif source.fmt == "jsonl":
             items = _iter_jsonl(lines, ctx)
         elif source.fmt in ("csv", "tsv"):
             items = _iter_delimited(lines, ctx, "," if source.fmt == "csv" else "\t")
