@@ -5,6 +5,11 @@ are grouped and each group goes to a single split, so no split can be scored on 
 a training message. Splitting is stratified by (layer, register) and seeded, so the same raw
 files always give the same splits. Run with --check to verify existing splits without writing.
 
+Files in data/raw/train_only/ are later waves of hand-written messages that only ever join the
+training split: dev and test stay exactly the messages they were, so scores of models trained
+before and after a wave remain comparable. A train-only message that is a near-duplicate of a
+dev or test message is left out (and reported), never moved into dev or test.
+
     python scripts/make_splits.py            # writes data/train.jsonl, data/dev.jsonl, data/test.jsonl
     python scripts/make_splits.py --check    # verifies them (used by the tests)
 """
@@ -26,6 +31,9 @@ from disclosure_nlp.layers import LAYERS  # noqa: E402
 
 SPLITS = {"train": 0.8, "dev": 0.1, "test": 0.1}
 JACCARD = 0.8
+
+
+TRAIN_ONLY = "train_only"
 
 
 def read_corpus(raw_dir: Path) -> list[dict]:
@@ -98,6 +106,20 @@ def assign_splits(rows: list[dict], groups: list[int], seed: int) -> dict[str, l
     return out
 
 
+def add_train_only(splits: dict[str, list[dict]], extra: list[dict], seed: int) -> list[dict]:
+    """Append the train-only rows to the training split, except those that near-duplicate a dev
+    or test message (returned, so the caller can report them). Dev and test are not touched."""
+    held_out = splits["dev"] + splits["test"]
+    groups = near_duplicate_groups([r["text"] for r in held_out] + [r["text"] for r in extra])
+    held_groups = set(groups[: len(held_out)])
+    kept, dropped = [], []
+    for row, group in zip(extra, groups[len(held_out):]):
+        (dropped if group in held_groups else kept).append(row)
+    splits["train"] = splits["train"] + kept
+    random.Random(seed).shuffle(splits["train"])
+    return dropped
+
+
 def check(data_dir: Path) -> list[str]:
     """Problems found in existing split files (empty list when they are sound)."""
     problems: list[str] = []
@@ -126,6 +148,32 @@ def check(data_dir: Path) -> list[str]:
     return problems
 
 
+def build_splits(raw_dir: Path, seed: int, verbose: bool = False) -> tuple[dict[str, list[dict]], list[dict]]:
+    """The splits the raw files give (and the train-only rows left out), without writing them."""
+    rows = read_corpus(raw_dir)
+    groups = near_duplicate_groups([r["text"] for r in rows])
+    if verbose:
+        conflicts = defaultdict(set)
+        for row, group in zip(rows, groups):
+            conflicts[group].add(row["layer"])
+        clusters = Counter(groups)
+        print(f"{len(rows)} messages, {len(clusters)} near-duplicate groups "
+              f"({sum(1 for c in clusters.values() if c > 1)} with more than one message)")
+        for group, layers in conflicts.items():
+            if len(layers) > 1:
+                where = [r["_where"] for r, g in zip(rows, groups) if g == group]
+                print(f"  note: near-duplicates with different layers {sorted(layers)} at {', '.join(where)}")
+    splits = assign_splits(rows, groups, seed)
+    extra = read_corpus(raw_dir / TRAIN_ONLY) if (raw_dir / TRAIN_ONLY).is_dir() else []
+    dropped = add_train_only(splits, extra, seed) if extra else []
+    if verbose and extra:
+        print(f"train-only waves: {len(extra)} messages, {len(extra) - len(dropped)} added to train, "
+              f"{len(dropped)} left out as near-duplicates of dev/test")
+        for row in dropped:
+            print(f"  left out: {row['_where']}")
+    return splits, dropped
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--raw", type=Path, default=ROOT / "data" / "raw")
@@ -140,19 +188,7 @@ def main() -> int:
         print("splits OK" if not problems else f"{len(problems)} problem(s)")
         return 1 if problems else 0
 
-    rows = read_corpus(args.raw)
-    groups = near_duplicate_groups([r["text"] for r in rows])
-    conflicts = defaultdict(set)
-    for row, group in zip(rows, groups):
-        conflicts[group].add(row["layer"])
-    clusters = Counter(groups)
-    print(f"{len(rows)} messages, {len(clusters)} near-duplicate groups "
-          f"({sum(1 for c in clusters.values() if c > 1)} with more than one message)")
-    for group, layers in conflicts.items():
-        if len(layers) > 1:
-            where = [r["_where"] for r, g in zip(rows, groups) if g == group]
-            print(f"  note: near-duplicates with different layers {sorted(layers)} at {', '.join(where)}")
-    splits = assign_splits(rows, groups, args.seed)
+    splits, dropped = build_splits(args.raw, args.seed, verbose=True)
     for name, split_rows in splits.items():
         path = args.out / f"{name}.jsonl"
         with path.open("w", encoding="utf-8") as handle:

@@ -28,10 +28,34 @@ def test_corpus_size_balance_and_registers():
 def test_splits_have_no_near_duplicates_across_them_and_cover_the_corpus():
     module = _splits_module()
     assert module.check(ROOT / "data") == []
-    raw = sum(1 for path in (ROOT / "data" / "raw").glob("*.jsonl") for _ in path.open())
+    built, dropped = module.build_splits(ROOT / "data" / "raw", seed=13)
+    main_corpus = sum(1 for path in (ROOT / "data" / "raw").glob("*.jsonl") for _ in path.open())
+    train_only = sum(1 for path in (ROOT / "data" / "raw" / "train_only").glob("*.jsonl") for _ in path.open())
     split_sizes = {name: len(load_labeled(ROOT / "data" / f"{name}.jsonl")) for name in ("train", "dev", "test")}
-    assert sum(split_sizes.values()) == raw
-    assert 0.75 <= split_sizes["train"] / raw <= 0.85
+    assert sum(split_sizes.values()) == main_corpus + train_only - len(dropped)
+    # dev and test are a tenth of the main corpus each; train-only waves never reach them.
+    assert all(0.09 <= split_sizes[name] / main_corpus <= 0.11 for name in ("dev", "test"))
+    for name in ("train", "dev", "test"):
+        on_disk = [json.loads(line)["text"] for line in (ROOT / "data" / f"{name}.jsonl").open()]
+        assert on_disk == [row["text"] for row in built[name]], f"data/{name}.jsonl is stale: rerun make_splits.py"
+
+
+def test_train_only_rows_join_train_unless_they_reword_a_held_out_message(tmp_path):
+    module = _splits_module()
+    splits = {
+        "train": [{"text": "I'm a nurse on nights", "layer": "surface"}],
+        "dev": [{"text": "honestly I have been so stressed about money since the move", "layer": "intermediate"}],
+        "test": [{"text": "nobody knows I spent two weeks on a psych ward last year", "layer": "core"}],
+    }
+    extra = [
+        {"text": "Honestly I have been SO stressed about money since the move!!", "layer": "intermediate"},
+        {"text": "my brother has no idea I still gamble every night after work", "layer": "core"},
+    ]
+    dev_before, test_before = list(splits["dev"]), list(splits["test"])
+    dropped = module.add_train_only(splits, extra, seed=13)
+    assert dropped == [extra[0]]
+    assert extra[1] in splits["train"] and len(splits["train"]) == 2
+    assert splits["dev"] == dev_before and splits["test"] == test_before
 
 
 def test_check_finds_a_leaked_rewording(tmp_path):
