@@ -180,7 +180,7 @@ def _strip_gz(name: str) -> str:
 def _resolve(path: Path, format: str | None) -> _Source:
     """Decide what to read and how, refusing unusable paths before any record is read."""
     if format is not None and format not in FORMATS:
-        raise ValueError(f"unknown format {format!r}; expected one of {', '.join(FORMATS)}")
+        raise DataError(f"unknown format {format!r}; expected one of {', '.join(FORMATS)}")
     if not path.exists():
         raise DataError("no such file or directory", path=path)
     if path.is_dir():

@@ -139,3 +139,11 @@ def test_train_with_named_splits_and_split_errors(tmp_path, tiny_file):
     assert ok.exit_code == 0, ok.output
     training = json.loads((tmp_path / "m" / "training.json").read_text())
     assert (training["train"]["split"], training["dev"]["split"]) == ("fit", "held_out")
+
+
+def test_annotate_with_an_unknown_format_is_a_clear_error(tmp_path):
+    source = tmp_path / "chat.jsonl"
+    source.write_text('{"text": "hi"}\n')
+    result = runner.invoke(app, ["annotate", str(source), "-o", str(tmp_path / "o.jsonl"), "--format", "xlsx", "-q"])
+    assert result.exit_code == 2, result.output
+    assert "unknown format 'xlsx'; expected one of jsonl, csv, tsv" in result.output
