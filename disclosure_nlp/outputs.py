@@ -215,10 +215,14 @@ def _is_missing(value: Any) -> bool:
 
 def _json_value(value: Any, column: str) -> Any:
     """A JSON-native copy of ``value``; raises TypeError naming the column for anything else."""
+    # Plain values first: they are nearly every cell of an annotated row, and this function
+    # runs for each of them.
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
     if _is_missing(value):
         return None
-    if isinstance(value, (str, bool, int, float)):
-        return value
     if isinstance(value, Mapping):
         return {str(key): _json_value(item, column) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
@@ -241,10 +245,10 @@ def _compact_json(value: Any, column: str) -> str:
 
 
 def _cell(value: Any, column: str) -> str:
+    if isinstance(value, str):  # the common case, never missing
+        return value
     if _is_missing(value):
         return ""
-    if isinstance(value, str):
-        return value
     if isinstance(value, (Mapping, list, tuple, set, frozenset)):
         return _compact_json(value, column)
     if isinstance(value, (_dt.datetime, _dt.date, _dt.time)):

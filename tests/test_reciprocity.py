@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from disclosure_nlp import reciprocity
 from disclosure_nlp.layers import LAYERS, layer_id
 from disclosure_nlp.reciprocity import (
     ConversationReciprocity,
@@ -219,6 +220,53 @@ def test_permutation_p_value_approaches_exact_permutation_distribution() -> None
     exact = sum(abs(_pearson(x, list(o))) >= observed - 1e-12 for o in orderings) / len(orderings)
     result = analyze_conversation(alternating(0, 2, 1, 3, 1), permutations=20000, seed=1)
     assert result.lag1_p_value == pytest.approx(exact, abs=0.02)
+
+
+@pytest.mark.parametrize(
+    "x, y",
+    [
+        ([0.0, 2.0, 1.0, 3.0, 1.0], [2.0, 1.0, 3.0, 1.0, 0.0]),
+        ([0.0, 1.0, 2.0, 3.0, 2.0, 1.0], [0.0, 1.0, 2.0, 3.0, 2.0, 1.0]),  # ties among |r|
+        ([0.3, 2.7, 1.1, 0.0, 2.2, 1.9], [1.4, 0.2, 2.9, 2.5, 0.7, 1.0]),
+    ],
+)
+def test_permutation_p_value_matches_the_exact_distribution_across_blocks(monkeypatch, x, y) -> None:
+    # Shuffles are drawn a block at a time; a block of two shuffles makes thousands of blocks,
+    # so a miscount at block edges (or in the last, shorter block) would show.
+    monkeypatch.setattr(reciprocity, "PERMUTATION_BLOCK_VALUES", 2 * len(y))
+    observed = abs(_pearson(x, y))
+    orderings = list(itertools.permutations(y))
+    exact = sum(abs(_pearson(x, list(o))) >= observed - 1e-12 for o in orderings) / len(orderings)
+    r, p, reason = reciprocity.lag1_correlation(list(zip(x, y)), permutations=19_999, seed=3)
+    assert reason is None and r == pytest.approx(_pearson(x, y))
+    assert p == pytest.approx(exact, abs=0.02)
+
+
+def test_p_value_is_one_when_r_is_zero(monkeypatch) -> None:
+    # Every shuffle is at least as extreme as r = 0, so p counts all of them: exactly 1. Blocks
+    # of 3 shuffles leave a last block of 2, which must count 2, not 3.
+    monkeypatch.setattr(reciprocity, "PERMUTATION_BLOCK_VALUES", 3 * 4)
+    r, p, _ = reciprocity.lag1_correlation([(0, 1), (1, 0), (2, 1), (1, 2)], permutations=500, seed=0)
+    assert r == pytest.approx(0.0, abs=1e-12)
+    assert p == 1.0
+
+
+def test_long_conversation_p_value_spans_blocks_and_is_deterministic() -> None:
+    # 3,000 exchanges x 1,000 shuffles is several blocks. Answers follow prompts closely, so no
+    # shuffle comes near the observed r and p is its floor, 1 / (permutations + 1).
+    prompts_ = [float(i % 4) for i in range(3000)]
+    exchanges = [(p, min(3.0, p + 0.1 * (i % 3))) for i, p in enumerate(prompts_)]
+    assert len(exchanges) * 1000 > reciprocity.PERMUTATION_BLOCK_VALUES
+    r, p, _ = reciprocity.lag1_correlation(exchanges, permutations=1000, seed=11)
+    assert r > 0.9 and p == pytest.approx(1 / 1001)
+    assert reciprocity.lag1_correlation(exchanges, permutations=1000, seed=11) == (r, p, None)
+
+
+def test_seed_decides_the_shuffles() -> None:
+    exchanges = list(zip([0.0, 2.0, 1.0, 3.0, 1.0, 2.0], [2.0, 1.0, 3.0, 1.0, 0.0, 2.0]))
+    runs = {reciprocity.lag1_correlation(exchanges, permutations=300, seed=seed)[1] for seed in range(6)}
+    assert len(runs) > 1  # different seeds, different shuffles
+    assert reciprocity.lag1_correlation(exchanges, 300, -4) == reciprocity.lag1_correlation(exchanges, 300, 4)
 
 
 def _pearson(x: list[float], y: list[float]) -> float:
