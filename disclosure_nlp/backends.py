@@ -5,16 +5,26 @@ batch; a backend only turns an ``(n, width)`` batch of token ids and its attenti
 ``(n, 4)`` logits. Keeping that boundary narrow is what lets the same windowing, ordering and
 deepest-window rule hold whichever engine does the arithmetic.
 
-Two backends are offered:
+Three backends are offered, and a way to pick one:
 
-* ``torch`` (default): the fp32 model as trained, through PyTorch. Reference numbers.
-* ``onnx``: the model exported to ONNX, its layers fused for ONNX Runtime and its matrix
+* ``torch`` (the Python API's default): the fp32 model as trained, through PyTorch. Reference
+  numbers.
+* ``onnx-fp32``: the same fp32 model exported to ONNX and run by ONNX Runtime: the same
+  probabilities as ``torch`` (3e-6 apart at most on the sample conversations), but loaded
+  without PyTorch or ``transformers``, whose imports alone take several seconds; this is what
+  makes ``disclosure predict "…"`` start in about a second.
+* ``onnx``: the ONNX model with its layers fused for ONNX Runtime and its matrix
   multiplications dynamically quantized to int8 (weights per output channel; the first
   layer's feed-forward output, where activation outliers make int8 least accurate, stays fp32).
-  The fastest on CPUs; needs the ``onnx`` extra (``pip install 'disclosure-nlp[onnx]'``). The
-  exported files are cached in the user cache under a digest of the model's files, so a
-  retrained model is exported afresh, never served from a stale copy; the repository is never
-  written to.
+  The fastest on CPUs, within a point of macro-F1 of fp32.
+* ``auto`` (the CLI ``predict`` default) is not a backend but a choice: ``onnx-fp32`` when
+  ``onnx`` and ``onnxruntime`` are installed (they are dependencies; the ``onnx`` extra names
+  them too), else ``torch``; ``torch`` as well when a device other than the CPU is asked for.
+
+The ONNX exports are cached in the user cache under a digest of the model's files, so a
+retrained model is exported afresh, never served from a stale copy; the repository is never
+written to. The first use of a model with an ONNX backend exports it (PyTorch is needed for
+that, once); later loads need only ONNX Runtime and the ``tokenizers`` package.
 
 PyTorch's own dynamic int8 (``torch.ao.quantization.quantize_dynamic``) was measured too and
 is not offered: on the test split and the sample conversations it was both slower than ONNX
@@ -53,8 +63,12 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
-BACKENDS: tuple[str, ...] = ("torch", "onnx")
+BACKENDS: tuple[str, ...] = ("torch", "onnx-fp32", "onnx")
 """Backend names accepted by :func:`load_backend`, ``DisclosureClassifier.load`` and the CLI."""
+AUTO = "auto"
+"""Not a backend: asks :func:`resolve_backend` to pick one (see the module documentation)."""
+ONNX_VARIANTS: dict[str, bool] = {"onnx": True, "onnx-fp32": False}
+"""The ONNX backends, each with whether it runs the int8 model."""
 DEFAULT_BACKEND = "torch"
 ONNX_INSTALL_HINT = "pip install 'disclosure-nlp[onnx]'"
 ONNX_OPSET = 17
@@ -89,17 +103,45 @@ class Backend(Protocol):
 
 
 def check_backend_name(name: str) -> str:
-    """The backend name, or a clear error listing the valid ones (checked before any heavy load)."""
-    if name not in BACKENDS:
-        raise DisclosureError(f"unknown backend '{name}'; choose one of: {', '.join(BACKENDS)}")
+    """The backend name (or ``auto``), or a clear error listing the valid ones (checked before
+    any heavy load)."""
+    if name not in BACKENDS and name != AUTO:
+        raise DisclosureError(f"unknown backend '{name}'; choose one of: {', '.join(BACKENDS + (AUTO,))}")
     return name
+
+
+def onnx_installed() -> bool:
+    """Whether the ONNX backends can run here, found without importing anything.
+
+    ``find_spec`` only locates the packages: importing onnxruntime to find out would cost a
+    good part of the start-up time that choosing it is meant to save. ``onnx`` is needed too,
+    for the one-time export.
+    """
+    from importlib.util import find_spec
+
+    return find_spec("onnxruntime") is not None and find_spec("onnx") is not None
+
+
+def resolve_backend(name: str, device: str | None = None) -> str:
+    """The backend that ``name`` stands for: itself, or for ``auto`` the one picked here.
+
+    ``auto`` gives ``onnx-fp32`` (the fp32 results of ``torch`` without PyTorch's start-up
+    cost) when ONNX Runtime is installed and no device other than the CPU is asked for, else
+    ``torch``. It never picks the int8 backend, whose labels can differ from fp32's.
+    """
+    check_backend_name(name)
+    if name != AUTO:
+        return name
+    if device not in (None, "cpu") or not onnx_installed():
+        return "torch"
+    return "onnx-fp32"
 
 
 def require_backend(name: str) -> str:
     """Check the name and that the backend's packages are installed, before anything is loaded,
     so that a typo or a missing extra fails in a moment rather than after the model has loaded."""
     check_backend_name(name)
-    if name == "onnx":
+    if name in ONNX_VARIANTS:
         _require_onnx("onnxruntime")
     return name
 
@@ -216,14 +258,17 @@ def _require_onnx(*modules: str) -> None:
 
 
 class OnnxBackend:
-    """An ONNX Runtime session on an exported model (by default the int8 one)."""
+    """An ONNX Runtime session on an exported model (by default the int8 one).
 
-    name = "onnx"
+    ``name`` is the backend it implements: ``onnx`` for the int8 file, ``onnx-fp32`` for the
+    fp32 one.
+    """
 
-    def __init__(self, session: Any, path: Path, threads: int) -> None:
+    def __init__(self, session: Any, path: Path, threads: int, name: str = "onnx") -> None:
         self.session = session
         self.path = path
         self.threads = threads
+        self.name = name
 
     @classmethod
     def load(cls, model_dir: str | os.PathLike[str], *, threads: int | None = None, int8: bool = True) -> "OnnxBackend":
@@ -234,7 +279,8 @@ class OnnxBackend:
         return cls.from_file(exported / (ONNX_INT8 if int8 else ONNX_FP32), threads=threads)
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike[str], *, threads: int | None = None) -> "OnnxBackend":
+    def from_file(cls, path: str | os.PathLike[str], *, threads: int | None = None, name: str | None = None) -> "OnnxBackend":
+        """Open an exported file; ``name`` defaults to ``onnx-fp32`` for ``model.onnx``, else ``onnx``."""
         _require_onnx("onnxruntime")
         import onnxruntime as ort
 
@@ -246,7 +292,9 @@ class OnnxBackend:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        return cls(session, Path(path), count)
+        if name is None:
+            name = "onnx-fp32" if Path(path).name == ONNX_FP32 else "onnx"
+        return cls(session, Path(path), count, name)
 
     def logits(self, input_ids, attention_mask):
         return self.session.run(["logits"], {"input_ids": input_ids, "attention_mask": attention_mask})[0]
@@ -334,13 +382,17 @@ def onnx_cache_dir(model_dir: str | os.PathLike[str]) -> Path:
 
 
 def cached_export(model_dir: str | os.PathLike[str], *, quantize: bool = True) -> Path:
-    """The cached export of ``model_dir`` (a full directory), exporting it first if needed."""
+    """The cached export of ``model_dir`` (a full directory), exporting it first if needed.
+
+    ``quantize=False`` needs only the fp32 file, so only that is exported (quantizing takes
+    longer than exporting); a later ``quantize=True`` exports again, with both files.
+    """
     target = onnx_cache_dir(model_dir)
     wanted = target / (ONNX_INT8 if quantize else ONNX_FP32)
     if wanted.exists() and (target / EXPORT_MANIFEST).exists():
         return target
     log.info("exporting %s to ONNX in %s (once per model)", model_dir, target)
-    export_onnx(model_dir, target, quantize=True)
+    export_onnx(model_dir, target, quantize=quantize)
     _remove_stale_exports(target)
     return target
 
@@ -528,12 +580,12 @@ def load_backend(
 ) -> Backend:
     """The backend ``name`` for the full model directory ``model_dir``.
 
-    ``model`` is the loaded PyTorch model, which ``torch`` runs as is; ``onnx`` needs only the
-    directory.
+    ``model`` is the loaded PyTorch model, which ``torch`` runs as is; the ONNX backends need
+    only the directory. ``auto`` is resolved first (:func:`resolve_backend`).
     """
-    check_backend_name(name)
-    if name == "onnx":
-        return OnnxBackend.load(model_dir, threads=threads)
+    name = resolve_backend(name)
+    if name in ONNX_VARIANTS:
+        return OnnxBackend.load(model_dir, threads=threads, int8=ONNX_VARIANTS[name])
     if model is None:
         raise ModelError(f"the {name} backend needs the PyTorch model of {model_dir}")
     set_torch_threads(threads)

@@ -228,6 +228,89 @@ def test_onnx_backend_starts_without_importing_torch(micro_model):
 
 
 # --------------------------------------------------------------------------------------------
+# onnx-fp32 and auto
+
+
+@needs_onnx
+def test_onnx_fp32_backend_gives_torchs_probabilities_and_exports_only_fp32(micro_model):
+    texts = MESSAGES + ["word " * 60]  # the last one spans several windows
+    reference = DisclosureClassifier.load(micro_model).predict_proba(texts)
+    clf = DisclosureClassifier.load(micro_model, backend="onnx-fp32", threads=1)
+    assert clf.backend_name == "onnx-fp32" and clf.model is None
+    assert clf.backend.path.name == ONNX_FP32
+    np.testing.assert_allclose(clf.predict_proba(texts), reference, atol=1e-4)
+    # Only the fp32 file was needed, so only it was made; the int8 backend exports it later.
+    export = onnx_cache_dir(micro_model)
+    assert (export / ONNX_FP32).exists() and not (export / ONNX_INT8).exists()
+    assert DisclosureClassifier.load(micro_model, backend="onnx").backend_name == "onnx"
+    assert (export / ONNX_INT8).exists()
+
+
+def test_auto_picks_onnx_fp32_only_where_onnxruntime_is_found(monkeypatch):
+    import importlib.util
+
+    from disclosure_nlp.backends import resolve_backend
+
+    real = importlib.util.find_spec
+    spec = real("json")  # any spec: "found"
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: spec if name in ("onnx", "onnxruntime") else real(name, *a))
+    assert resolve_backend("auto") == "onnx-fp32"
+    assert resolve_backend("auto", "cuda") == "torch"  # ONNX backends run on the CPU only
+    assert resolve_backend("onnx") == "onnx" and resolve_backend("torch") == "torch"
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnxruntime" else real(name, *a))
+    assert resolve_backend("auto") == "torch"
+
+
+def test_auto_loads_torch_when_onnxruntime_is_absent(micro_model, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnxruntime" else real(name, *a))
+    clf = DisclosureClassifier.load(micro_model, backend="auto")
+    assert clf.backend_name == "torch" and clf.model is not None
+
+
+@needs_onnx
+def test_auto_falls_back_to_torch_when_the_onnx_load_fails(micro_model, monkeypatch, caplog):
+    def broken(*args, **kwargs):
+        raise RuntimeError("exporter does not know this architecture")
+
+    monkeypatch.setattr(backends.OnnxBackend, "load", broken)
+    with caplog.at_level("WARNING"):
+        clf = DisclosureClassifier.load(micro_model, backend="auto")
+    assert clf.backend_name == "torch"
+    assert "exporter does not know" in caplog.text and "using torch" in caplog.text
+    with pytest.raises(RuntimeError):  # asked for by name: the error is the user's to see
+        DisclosureClassifier.load(micro_model, backend="onnx-fp32")
+
+
+@needs_onnx
+def test_cli_predict_defaults_to_onnx_fp32_and_never_imports_torch(micro_model):
+    import subprocess
+
+    from disclosure_nlp.backends import cached_export
+
+    cached_export(micro_model, quantize=False)  # the export needs torch; predict after it must not
+    code = (
+        "import json, sys\n"
+        "from disclosure_nlp.cli import app\n"
+        f"app(['predict', '--model', {str(micro_model)!r}, '--json', 'hello there'], standalone_mode=False)\n"
+        "heavy = sorted(m for m in ('torch', 'transformers') if m in sys.modules)\n"
+        "print(json.dumps(heavy))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    row, heavy = [json.loads(line) for line in result.stdout.strip().splitlines()[-2:]]
+    assert heavy == []
+    assert row["text"] == "hello there" and row["layer"] in LAYERS
+    # The same label and probabilities as the torch backend.
+    reference = DisclosureClassifier.load(micro_model).predict("hello there")[0]
+    assert row["layer"] == reference.layer
+    for name in LAYERS:
+        assert abs(row["probabilities"][name] - reference.probabilities[name]) < 1e-4
+
+
+# --------------------------------------------------------------------------------------------
 # Export files and the cache
 
 
@@ -308,6 +391,17 @@ def test_onnx_backend_agrees_with_fp32_on_a_trained_minilm(tiny_model):
     assert agree >= 0.9
     # Windows still decide long messages the same way (deepest window).
     assert probs[-1].argmax() == reference[-1].argmax()
+
+
+@pytest.mark.slow
+@needs_onnx
+def test_onnx_fp32_matches_torch_on_the_sample_conversations_with_the_default_model():
+    samples = Path(__file__).resolve().parents[1] / "data" / "conversations" / "samples.jsonl"
+    texts = [json.loads(line)["text"] for line in samples.read_text(encoding="utf-8").splitlines() if line.strip()]
+    reference = DisclosureClassifier.load(backend="torch").predict_proba(texts)
+    probs = DisclosureClassifier.load(backend="onnx-fp32").predict_proba(texts)
+    np.testing.assert_allclose(probs, reference, atol=1e-4)
+    assert (probs.argmax(axis=1) == reference.argmax(axis=1)).all()
 
 
 @pytest.mark.slow

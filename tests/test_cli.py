@@ -2,12 +2,19 @@
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from disclosure_nlp.cli import app
 from disclosure_nlp.layers import LAYERS
 
 runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory, monkeypatch):
+    """predict exports the model to ONNX (--backend auto): into a test cache, never the user's."""
+    monkeypatch.setenv("DISCLOSURE_NLP_CACHE", str(tmp_path_factory.getbasetemp() / "cli-cache"))
 
 
 def test_predict_prints_layer_confidence_and_depth(tiny_model):
