@@ -20,7 +20,7 @@ window of complete conversations, the partial file (and the rejects' partial fil
 to disk and a checkpoint ``.<name>.partial.json`` records: the identity of every input (its
 path, size and a SHA-256 of its first and last 64 KiB), the options that change the output
 (input format, columns, ``on_error``, rejects path, batch size, window, permutations, the model's
-identity), how many conversations and messages are written, a SHA-256 over the conversation
+identity and the backend that ran it), how many conversations and messages are written, a SHA-256 over the conversation
 ids, sizes and message ids written, and the byte size of each partial file at that point.
 
 With ``resume=True`` a run that was killed or interrupted continues after the last complete
@@ -290,6 +290,40 @@ def _model_identity(classifier: Any) -> str:
     return f"{kind.__module__}.{kind.__qualname__}"
 
 
+def _backend_name(classifier: Any) -> str | None:
+    """The backend that computes the classifier's probabilities (``None`` for a stand-in model)."""
+    name = getattr(classifier, "backend_name", None)
+    return name if isinstance(name, str) else None
+
+
+def _model_place(identity: Any) -> str:
+    """The readable part of a model identity (its directory), for error messages."""
+    text = str(identity) if identity is not None else "an unrecorded model"
+    return text.split(" size=", 1)[0]
+
+
+def _check_same_backend(saved: dict[str, Any], backend: str | None, checkpoint: Path, target: Path) -> None:
+    """Refuse to continue an output whose rows another backend computed.
+
+    Backends agree only to rounding (fp32) or to within a point of macro-F1 (int8), so a
+    continued file would hold rows that a single run with either backend would not have
+    written: labels of borderline messages flip at the point where the backend changed.
+    """
+    if "backend" not in saved:
+        raise _cannot_resume(
+            checkpoint,
+            f"the checkpoint does not record which backend computed the rows already in {target.name} "
+            "(an older version wrote it)",
+        )
+    before = saved["backend"]
+    if before != backend:
+        raise _cannot_resume(
+            checkpoint,
+            f"the rows already in {target.name} were computed with backend {before!r} and this run uses "
+            f"{backend!r}, so one file would mix the two backends' labels",
+        )
+
+
 def _digest_update(digest: Any, conversation_id: str, messages: list[Message]) -> None:
     digest.update(f"{conversation_id}\x1f{len(messages)}\x1e".encode("utf-8", "backslashreplace"))
     for message in messages:
@@ -486,17 +520,29 @@ def annotate(
         keep_figures = True
 
     if classifier is None:
+        from .backends import AUTO, check_backend_name
         from .classifier import DisclosureClassifier
 
+        # A backend named outright can be refused before the model loads; what "auto" becomes is
+        # known only after (it falls back to torch when the ONNX load fails).
+        if saved is not None and isinstance(saved.get("backend"), str) and check_backend_name(backend) != AUTO:
+            _check_same_backend(saved, backend, checkpoint, target)
         classifier = DisclosureClassifier.load(model, backend=backend)
     model_id = _model_identity(classifier)
+    backend_name = _backend_name(classifier)
 
     skip = 0
     states: dict[str, Any] = {}
     expected_digest = None
     if saved is not None:
+        _check_same_backend(saved, backend_name, checkpoint, target)
         if saved.get("model") != model_id:
-            raise _cannot_resume(checkpoint, "the model differs from the interrupted run's")
+            raise _cannot_resume(
+                checkpoint,
+                f"the model differs from the interrupted run's (the rows already in {target.name} came from "
+                f"{_model_place(saved.get('model'))}, this run's model is {_model_place(model_id)}, or its "
+                "weights changed since)",
+            )
         states = {key: _writer_state(saved, key, checkpoint) for key in ("output_state", "rejects_state", "figures_state")}
         if states["output_state"] is None or (rejects_path is not None and states["rejects_state"] is None):
             raise _cannot_resume(checkpoint, "the checkpoint is damaged (no file sizes)")
@@ -561,6 +607,7 @@ def annotate(
                         "inputs": identities,
                         "options": options,
                         "model": model_id,
+                        "backend": backend_name,
                         "figures": keep_figures,
                         "report_messages": keep_messages,
                         "conversations": stats.conversations,

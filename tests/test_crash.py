@@ -270,6 +270,52 @@ def test_resume_refuses_a_changed_input_option_or_model_and_keeps_the_files(tmp_
     assert run(source, out, summary=tmp_path / "s.json", resume=True).resumed_conversations > 0
 
 
+class _Fp32(HashClassifier):
+    backend_name = "torch"
+
+
+class _Int8(HashClassifier):
+    backend_name = "onnx"
+
+
+def test_resume_refuses_another_backend_naming_the_output_and_keeps_the_files(tmp_path: Path) -> None:
+    source = make_input(tmp_path, ".jsonl")
+    out = tmp_path / "out.jsonl"
+    with pytest.raises(KeyboardInterrupt):
+        run(source, out, _Fp32(interrupt_after=4))
+    assert json.loads(checkpoint_path(out).read_text())["backend"] == "torch"
+    saved = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith(".")}
+
+    with pytest.raises(OutputError) as info:
+        run(source, out, _Int8(), resume=True)
+    message = str(info.value)
+    assert "out.jsonl" in message and "'torch'" in message and "'onnx'" in message
+    # Refused by name before any model is loaded (this model directory does not even exist).
+    with pytest.raises(OutputError, match="computed with backend 'torch' and this run uses 'onnx-fp32'"):
+        annotate(source, out, model=tmp_path / "no-such-model", backend="onnx-fp32", on_error="skip",
+                 window=WINDOW, permutations=10, resume=True)
+    # The same model under another identity is refused too, and the message names the output.
+    class OtherModel(_Fp32):
+        identity = "another model"
+
+    with pytest.raises(OutputError, match="the model differs.*out.jsonl"):
+        run(source, out, OtherModel(), resume=True)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith(".")} == saved
+    assert run(source, out, _Fp32(), resume=True).resumed_conversations > 0
+
+
+def test_resume_refuses_a_checkpoint_that_does_not_record_its_backend(tmp_path: Path) -> None:
+    source = make_input(tmp_path, ".jsonl")
+    out = tmp_path / "out.jsonl"
+    with pytest.raises(KeyboardInterrupt):
+        run(source, out, _Fp32(interrupt_after=4))
+    data = json.loads(checkpoint_path(out).read_text())
+    del data["backend"]  # as written before checkpoints recorded it
+    checkpoint_path(out).write_text(json.dumps(data))
+    with pytest.raises(OutputError, match="does not record which backend"):
+        run(source, out, _Fp32(), resume=True)
+
+
 def test_resume_refuses_a_report_the_interrupted_run_kept_no_figures_for(tmp_path: Path) -> None:
     source = make_input(tmp_path, ".jsonl", conversations=40)
     out = tmp_path / "out.jsonl"
