@@ -608,6 +608,74 @@ def test_iter_conversations_refuses_interleaved_input() -> None:
     assert relaxed == [("A", [1, 3]), ("B", [2])]
 
 
+def test_message_ids_must_be_unique_within_their_conversation_only(tmp_path: Path) -> None:
+    # Per-chat exports number each chat's messages from 1: those ids repeat across conversations.
+    path = write(tmp_path / "n.jsonl", jsonl(
+        {"conversation_id": "A", "id": "1", "text": "a1"}, {"conversation_id": "A", "id": "2", "text": "a2"},
+        {"conversation_id": "B", "id": "1", "text": "b1"}, {"conversation_id": "B", "id": "2", "text": "b2"},
+        {"conversation_id": "B", "id": "1", "text": "b1 again"},
+    ))
+    error = raised(path)
+    assert (error.line, error.field) == (5, "id") and "first used at line 3" in error.reason
+    messages, rejects = skip_all(path)
+    assert [m.text for m in messages] == ["a1", "a2", "b1", "b2"] and [r.line for r in rejects] == [5]
+
+
+def test_reading_keeps_no_state_per_message(tmp_path: Path) -> None:
+    """The ids kept for the duplicate check are one conversation's: memory does not grow with the file."""
+    import tracemalloc
+
+    rows = [{"conversation_id": f"c{i // 10}", "id": f"c{i // 10}-m{i % 10}", "text": "hi"} for i in range(30_000)]
+    path = write(tmp_path / "big.jsonl", jsonl(*rows))
+    stream = read_messages(path)
+    tracemalloc.start()
+    try:
+        for _ in range(10_000):
+            next(stream)
+        early = tracemalloc.get_traced_memory()[0]
+        for _ in range(19_990):
+            next(stream)
+        late = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert late - early < 100_000  # a file-wide id table would hold ~2 MB more for 20,000 ids
+
+
+def test_finished_conversations_are_remembered_exactly_and_compactly() -> None:
+    import tracemalloc
+
+    # Ids that are prefixes of each other, empty, non-ASCII and a lone surrogate (valid JSON).
+    odd = ["", "c1", "c10", "c1\x00", "ça", "\ud83d", "😅", "x" * 300]
+    count = len(odd) + 20_000
+
+    def made(index: int) -> str:
+        return odd[index] if index < len(odd) else f"conversation-{index}"
+
+    def messages():  # made one at a time, as a reader makes them: only what is kept stays
+        for line in range(1, count + 1):
+            yield _message(made(line - 1), line)
+
+    tracemalloc.start()
+    try:
+        conversations = iter_conversations(messages())
+        for _ in range(count - 1):  # the last one is yielded only once the stream ends
+            next(conversations)
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    # A dict of the ids with their places keeps each id string, a tuple and a line number:
+    # about 170 bytes a conversation with ids of this length.
+    assert held < 100 * count
+    ids = [made(i) for i in range(count)]
+    stream = list(messages())
+    for line, cid in [(1, ""), (3, "c10"), (6, "\ud83d"), (9_000, "conversation-8999")]:
+        again = iter_conversations(iter(stream + [_message("other", 99_998), _message(cid, 99_999)]))
+        with pytest.raises(DataError) as info:
+            list(again)
+        assert info.value.line == 99_999 and f"line {line}" in info.value.reason, cid
+    assert [cid for cid, _ in iter_conversations(iter(stream))] == ids  # no false reappearance
+
+
 def test_one_file_is_one_conversation_by_default(tmp_path: Path) -> None:
     a = write(tmp_path / "a.txt", "Ana: hi\nBen: hey\n")
     b = write(tmp_path / "b.csv", "speaker,text\nAna,yo\n")
