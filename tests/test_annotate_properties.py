@@ -118,6 +118,7 @@ def jsonl_case(draw) -> Case:
                        "dup", "bad_utf8", "surrogate", "bad_speaker", "noise"]))
     chunks: list[tuple[bytes, Any]] = []
     ids: list[str] = []
+    current: tuple[str, list[str]] = ("", [])  # the conversation being written and its ids
     meta = draw(st.sampled_from(["none", "all", "some"]))  # "some": keys vary between records
     first_has_meta: bool | None = None
     for kind, value in items:
@@ -133,6 +134,9 @@ def jsonl_case(draw) -> Case:
             if first_has_meta is None:
                 first_has_meta = has_meta
             ids.append(mid)
+            if current[0] != record["conversation_id"]:
+                current = (record["conversation_id"], [])
+            current[1].append(mid)
             line = json.dumps(record, ensure_ascii=draw(st.booleans())).encode("utf-8")
             chunks.append((line + ending, {"id": mid, "speaker": record["speaker"], "text": record["text"],
                                            "conversation": record["conversation_id"],
@@ -150,7 +154,9 @@ def jsonl_case(draw) -> Case:
             "null_text": lambda: b'{"text": null}',
             "number_text": lambda: b'{"text": 7}',
             "missing_text": lambda: b'{"body": "no text key"}',
-            "dup": lambda: json.dumps({"id": draw(st.sampled_from(ids)), "text": "again"}).encode(),
+            # Ids must be unique within their conversation (the same id in another one is fine).
+            "dup": lambda: json.dumps({"id": draw(st.sampled_from(current[1])), "conversation_id": current[0],
+                                       "text": "again"}).encode(),
             "bad_utf8": lambda: b'{"text": "caf\xe9 \xff"}',
             "surrogate": lambda: b'{"text": "half an emoji \\ud83d"}',
             "bad_speaker": lambda: b'{"text": "ok", "speaker": {"name": "x"}}',
@@ -173,6 +179,7 @@ def table_case(draw, delimiter: str) -> Case:
 
     chunks: list[tuple[bytes, Any]] = [(row(header), None)]
     ids: list[str] = []
+    current: tuple[str, list[str]] = ("", [])  # the conversation being written and its ids
     d = delimiter.encode()
     for kind, value in items:
         kind = value if kind == "bad" else kind
@@ -180,6 +187,9 @@ def table_case(draw, delimiter: str) -> Case:
             mid = f"m{len(ids)}"
             speaker, text = draw(SPEAKERS), draw(TEXT)
             ids.append(mid)
+            if current[0] != f"c{value}":
+                current = (f"c{value}", [])
+            current[1].append(mid)
             chunks.append((row([mid, f"c{value}", speaker, text, _reply_to(draw, ids, mid), draw(STAMPS)]),
                            {"id": mid, "speaker": speaker, "text": text, "conversation": f"c{value}"}))
             continue
@@ -189,7 +199,7 @@ def table_case(draw, delimiter: str) -> Case:
             "ragged": lambda: row(["x1", "c9", "Ana", "text", "", "", "one too many"]),
             "short": lambda: row(["x2", "only two"]),
             "blank_text": lambda: row(["x3", "c9", "Ana", draw(BLANK), "", ""]),
-            "dup": lambda: row([draw(st.sampled_from(ids)), "c9", "Ana", "again", "", ""]),
+            "dup": lambda: row([draw(st.sampled_from(current[1])), current[0], "Ana", "again", "", ""]),
             "bad_utf8": lambda: b"x4" + d + b"c9" + d + b"Ana" + d + b"caf\xe9" + d + d + ending.encode(),
             "bad_quote": lambda: b"x5" + d + b"c9" + d + b"Ana" + d + b'"closed" then more' + d + d + ending.encode(),
             "unclosed": lambda: b"x6" + d + b"c9" + d + b"Ana" + d + b'"never closed' + ending.encode() + b"more text" + ending.encode(),
