@@ -511,7 +511,7 @@ def quality_summary(classify: dict[str, dict[str, Any]]) -> dict[str, Any]:
                 ref = reference[name]
                 item["macro_f1_delta_points"] = round(100 * (data["macro_f1"] - ref["macro_f1"]), 2)
                 item["agreement_with_fp32"] = round(float(np.mean(np.array(data["predicted"]) == np.array(ref["predicted"]))), 4)
-                item["max_abs_probability_diff"] = round(float(np.abs(np.array(data["probabilities"]) - np.array(ref["probabilities"])).max()), 4)
+                item["max_abs_probability_diff"] = float(f"{np.abs(np.array(data['probabilities']) - np.array(ref['probabilities'])).max():.3g}")
             entry[name] = item
         out[backend] = entry
     return out
