@@ -55,7 +55,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from .classifier import Prediction
-from .errors import DataError, DisclosureError, excerpt
+from .errors import DataError, DisclosureError
 from .layers import LAYERS
 from .transcripts import CORPUS_UTTERANCES, ColumnMap, Message, Reject, iter_conversations, read_messages
 
@@ -149,44 +149,6 @@ def _annotation(prediction: Prediction, reciprocity: dict[str, Any]) -> dict[str
 # Reading
 
 
-_UNWRITABLE = (
-    "holds an unpaired surrogate escape (\\ud800-\\udfff), which is not text and cannot be "
-    "written as UTF-8"
-)
-
-
-def _unwritable(value: Any) -> bool:
-    """Whether a value holds a string that UTF-8 cannot encode (a lone JSON surrogate escape)."""
-    if isinstance(value, str):
-        if value.isascii():
-            return False
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return True
-        return False
-    if isinstance(value, dict):
-        return any(_unwritable(k) or _unwritable(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_unwritable(v) for v in value)
-    return False
-
-
-def _unwritable_field(message: Message, columns: ColumnMap) -> str | None:
-    """The field of ``message`` that could not be written out, named safely, or ``None``.
-
-    JSON allows ``"\\ud83d"`` (half of an emoji, common in truncated exports); Python reads it
-    into a string that cannot be encoded, so it would crash the writer halfway. Catching it here
-    turns it into an ordinary bad record with its place.
-    """
-    if not _unwritable(message.text) and not _unwritable(message.fields):
-        return None
-    for key, value in message.fields.items():
-        if _unwritable(key) or _unwritable(value):
-            return str(key).encode("utf-8", "backslashreplace").decode("utf-8")
-    return columns.text
-
-
 def _conversations(
     streams: Sequence[tuple[Path, Iterator[Message]]],
     *,
@@ -203,12 +165,6 @@ def _conversations(
             try:
                 for message in messages:
                     last_line[0] = message.line
-                    bad = _unwritable_field(message, columns)
-                    if bad is not None:
-                        if on_error == "raise":
-                            raise DataError(_UNWRITABLE, path=message.source, line=message.line, field=bad)
-                        on_reject(Reject(message.source, message.line, bad, _UNWRITABLE, excerpt(message.text.strip())))
-                        continue
                     counter[0] += 1
                     yield message
             except RecursionError:

@@ -749,6 +749,45 @@ def read_messages(
     return _generate(source, columns, on_error, on_reject)
 
 
+_UNWRITABLE = (
+    "holds an unpaired surrogate escape (\\ud800-\\udfff), which is not text and cannot be "
+    "written as UTF-8"
+)
+
+
+def _unwritable(value: Any) -> bool:
+    """Whether a value holds a string that UTF-8 cannot encode (a lone JSON surrogate escape)."""
+    if isinstance(value, str):
+        if value.isascii():
+            return False
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(_unwritable(k) or _unwritable(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_unwritable(v) for v in value)
+    return False
+
+
+def _unwritable_field(message: Message, columns: ColumnMap) -> str | None:
+    """The field of ``message`` that could not be written out, named safely, or ``None``.
+
+    JSON allows ``"\\ud83d"`` (half of an emoji, common in truncated exports); Python reads it
+    into a string that cannot be encoded, so it would crash a writer halfway. Catching it while
+    reading turns it into an ordinary bad record with its place, before it can start or end a
+    conversation (and so reset the check of that conversation's ids).
+    """
+    if not _unwritable(message.text) and not _unwritable(message.fields):
+        return None
+    for key, value in message.fields.items():
+        if _unwritable(key) or _unwritable(value):
+            return str(key).encode("utf-8", "backslashreplace").decode("utf-8")
+    return columns.text
+
+
 def _generate(
     source: _Source,
     columns: ColumnMap,
@@ -769,6 +808,8 @@ def _generate(
         else:
             items = _iter_text(lines, ctx, True if source.fmt == "whatsapp" else None)
         for item in items:
+            if isinstance(item, Message) and (bad_field := _unwritable_field(item, columns)) is not None:
+                item = _BadRecord(_UNWRITABLE, item.line, bad_field, item.text)
             if isinstance(item, Message):
                 if item.conversation_id != conversation:
                     seen, conversation = {}, item.conversation_id

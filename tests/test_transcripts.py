@@ -751,3 +751,24 @@ def test_texts_round_trip_through_jsonl_and_csv(tmp_path: Path, texts: list[str]
     messages = list(read_messages(as_csv))
     assert [m.text for m in messages] == texts
     assert [m.id for m in messages] == [str(i) for i in range(len(texts))]
+
+
+def test_a_lone_surrogate_is_rejected_by_the_reader_and_does_not_hide_a_duplicate_id(tmp_path):
+    # Found by the slow property test: the reader used to pass the record on (annotate rejected
+    # it later), and as a message of no conversation it reset the duplicate-id check of c3.
+    path = tmp_path / "chat.jsonl"
+    path.write_text(
+        '{"id": "m1", "conversation_id": "c3", "speaker": "Ana", "text": "hi"}\n'
+        '{"id": "m2", "conversation_id": "c3", "speaker": "Ben", "text": "hey"}\n'
+        '{"text": "half an emoji \\ud83d"}\n'
+        '{"id": "m1", "conversation_id": "c3", "text": "again"}\n',
+        encoding="utf-8",
+    )
+    rejects = []
+    messages = list(read_messages(path, on_error="skip", on_reject=rejects.append))
+    assert [m.id for m in messages] == ["m1", "m2"]
+    assert [(r.line, r.field) for r in rejects] == [(3, "text"), (4, "id")]
+    assert "surrogate" in rejects[0].reason and "duplicate" in rejects[1].reason
+    with pytest.raises(DataError) as raised:
+        list(read_messages(path))
+    assert raised.value.line == 3 and raised.value.field == "text"
