@@ -151,6 +151,7 @@ def evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Also write the figures as JSON here.")] = None,
     baseline_train: Annotated[Optional[Path], typer.Option("--baseline-train", help="Training split for the baseline (default: the model's own).")] = None,
+    baseline_split: Annotated[Optional[str], typer.Option("--baseline-split", help="Split of --baseline-train when it is a saved DatasetDict.")] = None,
     no_baseline: Annotated[bool, typer.Option("--no-baseline", help="Skip the TF-IDF baseline.")] = False,
     record: Annotated[Optional[str], typer.Option("--record", help="Save the figures in the model's metrics.json and card under this name.")] = None,
     split: Annotated[Optional[str], typer.Option("--split", help="Split of a DatasetDict saved with datasets' save_to_disk, given as --data.")] = None,
@@ -168,7 +169,7 @@ def evaluate(
     try:
         result = run_evaluation(
             model, data, columns=Columns(text_col, label_col), baseline_train=baseline_train,
-            with_baseline=not no_baseline, split=split, backend=backend,
+            baseline_split=baseline_split, with_baseline=not no_baseline, split=split, backend=backend,
         )
     except DisclosureError as err:
         _fail(err)

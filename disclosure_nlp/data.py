@@ -170,15 +170,19 @@ def _features(with_label: bool):
     return Features(spec)
 
 
-def _from_disk(path: Path, split: str | None) -> Iterator[RawRow]:
-    """Rows of a saved dataset; their 'line' is the 1-based row number."""
+def _from_disk(path: Path, split: str | None, split_option: str = "--split") -> Iterator[RawRow]:
+    """Rows of a saved dataset; their 'line' is the 1-based row number.
+
+    ``split_option`` is the option that names the split where this path came from, so that the
+    error for a missing split tells the user what to type.
+    """
     from datasets import DatasetDict, load_from_disk
 
     loaded = load_from_disk(str(path))
     if isinstance(loaded, DatasetDict):
         if split is None:
             raise DataError(
-                f"is a DatasetDict with splits {', '.join(loaded)}; choose one with --split", path=path
+                f"is a DatasetDict with splits {', '.join(loaded)}; choose one with {split_option}", path=path
             )
         if split not in loaded:
             raise DataError(f"has no split '{split}' (has {', '.join(loaded)})", path=path)
@@ -194,6 +198,7 @@ def load_labeled(
     *,
     split: str | None = None,
     require_label: bool = True,
+    split_option: str = "--split",
 ):
     """Load and validate a labeled file into a ``datasets.Dataset``.
 
@@ -208,7 +213,7 @@ def load_labeled(
     if file.is_dir():
         if not (file / "dataset_info.json").exists() and not (file / "dataset_dict.json").exists():
             raise DataError("is a directory, not a data file or a saved dataset", path=file)
-        rows = _from_disk(file, split)
+        rows = _from_disk(file, split, split_option)
     else:
         if split is not None:
             raise DataError(f"is a data file, not a saved DatasetDict: it has no split '{split}'", path=file)

@@ -57,6 +57,7 @@ def evaluate(
     *,
     columns: Columns = Columns(),
     baseline_train: str | os.PathLike[str] | None = None,
+    baseline_split: str | None = None,
     with_baseline: bool = True,
     batch_size: int = 32,
     split: str | None = None,
@@ -66,10 +67,15 @@ def evaluate(
     """Evaluate a model directory (default: the shipped model) and the baseline on ``data``.
 
     ``backend`` is passed to :meth:`DisclosureClassifier.load` (see :mod:`.backends`).
+    ``baseline_train`` overrides the baseline's training data (default: the split the model
+    was trained on, from its ``training.json``); ``baseline_split`` names its split when it is
+    a saved ``DatasetDict``.
     """
     from .classifier import DisclosureClassifier
     from .modelstore import check_model_dir, default_model_dir
 
+    if baseline_split is not None and baseline_train is None:
+        raise DisclosureError("--baseline-split names a split of --baseline-train, which was not given")
     dataset = load_labeled(data, columns, split=split)
     texts, gold = list(dataset["text"]), list(dataset["label"])
     source_dir = check_model_dir(default_model_dir() if model is None else model)
@@ -79,7 +85,7 @@ def evaluate(
 
     baseline_report, train_file, c = None, None, None
     if with_baseline:
-        train_file = Source(Path(baseline_train)) if baseline_train else training_split_of(source_dir)
+        train_file = Source(Path(baseline_train), baseline_split) if baseline_train else training_split_of(source_dir)
         if train_file is None:
             raise DisclosureError(
                 f"{source_dir}: its training split is not recorded or not found; pass --baseline-train "
@@ -87,7 +93,7 @@ def evaluate(
             )
         from .baseline import TfidfBaseline
 
-        train_set = load_labeled(train_file.path, columns, split=train_file.split)
+        train_set = load_labeled(train_file.path, columns, split=train_file.split, split_option="--baseline-split")
         baseline = TfidfBaseline.fit(train_set["text"], train_set["label"])
         base_probs = baseline.predict_proba(texts)
         baseline_report = compute_report(

@@ -127,6 +127,19 @@ def test_train_and_evaluate_read_a_saved_datasetdict(tmp_path):
     assert payload["baseline_train"] == f"{dd} (split 'train')"
 
 
+def test_evaluate_baseline_trains_on_a_named_split_of_a_datasetdict(tiny_model, tiny_file, tmp_path):
+    dd = _tiny_datasetdict(tmp_path / "dd", splits=("fit", "held_out"))
+    base = ["evaluate", "--model", str(tiny_model), "--data", str(tiny_file), "--baseline-train", str(dd)]
+    unnamed = runner.invoke(app, base)
+    assert unnamed.exit_code == 2
+    assert f"{dd}: is a DatasetDict with splits fit, held_out; choose one with --baseline-split" in unnamed.output
+    named = runner.invoke(app, base + ["--baseline-split", "fit", "--json"])
+    assert named.exit_code == 0, named.output
+    assert json.loads(named.output)["baseline_train"] == f"{dd} (split 'fit')"
+    alone = runner.invoke(app, ["evaluate", "--model", str(tiny_model), "--data", str(tiny_file), "--baseline-split", "fit"])
+    assert alone.exit_code == 2 and "--baseline-split names a split of --baseline-train" in alone.output
+
+
 def test_train_with_named_splits_and_split_errors(tmp_path, tiny_file):
     dd = _tiny_datasetdict(tmp_path / "dd", splits=("fit", "held_out"))
     base = ["train", "--output", str(tmp_path / "m"), "--epochs", "1", "--batch-size", "4", "--max-length", "24"]
