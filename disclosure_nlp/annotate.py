@@ -340,6 +340,25 @@ def _writer_state(data: dict[str, Any], key: str, checkpoint: Path):
         raise _cannot_resume(checkpoint, f"the checkpoint is damaged ('{key}')") from None
 
 
+def summary_document(conversations: Iterable[tuple[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """The ``--summary`` document: conversation id → figures, in input order.
+
+    Conversation ids are unique within a file, not across files (two exports may both hold
+    ``c1``, and a file without ids names its one conversation after the file's stem), so a
+    repeated id gets ``#2``, ``#3``… in the order the inputs were read instead of overwriting
+    the earlier conversation's figures.
+    """
+    document: dict[str, dict[str, Any]] = {}
+    seen: dict[str, int] = {}
+    for conversation_id, figures in conversations:
+        key = conversation_id
+        while key in document:
+            seen[conversation_id] = seen.get(conversation_id, 1) + 1
+            key = f"{conversation_id}#{seen[conversation_id]}"
+        document[key] = figures
+    return document
+
+
 def _load_records(partial: Path, offset: int, checkpoint: Path) -> list[ConversationRecord]:
     """The conversation records a resumed run had kept, read back from its figures file."""
     import json
@@ -666,7 +685,7 @@ def annotate(
         raise
 
     if summary is not None:
-        write_json_atomic(summary, {r.conversation_id: r.figures for r in records}, force=force)
+        write_json_atomic(summary, summary_document((r.conversation_id, r.figures) for r in records), force=force)
         stats.summary_path = str(summary)
     if report is not None:
         from .outputs import write_text_atomic

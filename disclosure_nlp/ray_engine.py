@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from .annotate import AnnotationSummary
+from .annotate import AnnotationSummary, summary_document
 from .errors import DataError, DisclosureError
 from .transcripts import ColumnMap
 
@@ -537,7 +537,7 @@ def _run(ray, fmt, files, out_fmt, target, local_target, payload, columns, summa
             raise DisclosureError(str(found)) from None
         raise
     if summary is not None:
-        write_json_atomic(summary, {f["conversation_id"]: f for f in figures}, force=force)
+        write_json_atomic(summary, summary_document((f["conversation_id"], f) for f in figures), force=force)
         stats.summary_path = str(summary)
     stats.seconds = time.perf_counter() - started
     return stats

@@ -321,6 +321,19 @@ def test_dangling_and_cyclic_reply_to_are_written_with_fallback_prompts(tmp_path
     assert_accounted(stats, out)
 
 
+def test_summary_keeps_conversations_of_different_files_that_share_an_id(tmp_path: Path) -> None:
+    first = write(tmp_path / "a" / "chat.jsonl", jsonl(
+        {"id": "1", "speaker": "x", "text": "hi"}, {"id": "2", "speaker": "y", "text": "hello"}))
+    second = write(tmp_path / "b" / "chat.jsonl", jsonl(
+        {"id": "1", "speaker": "x", "text": "hey"}, {"id": "2", "speaker": "y", "text": "yo"},
+        {"id": "3", "speaker": "x", "text": "how are you"}))
+    summary = tmp_path / "summary.json"
+    run([first, second], tmp_path / "out.jsonl", summary=summary)
+    document = json.loads(summary.read_text())
+    assert list(document) == ["chat", "chat#2"]  # both files' conversation is named 'chat'
+    assert (document["chat"]["n_turns"], document["chat#2"]["n_turns"]) == (2, 3)
+
+
 def test_unparseable_timestamps_are_kept_as_given(tmp_path: Path) -> None:
     stamps = ["yesterday at noon", "2024-13-45T99:99", "", 1700000000, "31/31/2023, 10:00", None]
     source = write(tmp_path / "ts.jsonl", jsonl(*({"id": f"m{i}", "timestamp": s, "text": f"t{i}"} for i, s in enumerate(stamps))))
