@@ -13,8 +13,8 @@ One run times, on the same messages and with the same number of compute threads:
 * the TF-IDF baseline;
 * a measured fp32 matrix-multiply peak (torch, 2048×384 @ 384×1536) that the model paths'
   achieved GFLOP/s are compared with (model FLOP = 2 × encoder linear weights × real tokens).
-  A shared VM's speed drifts (this project's 2-core VM measured between ~105 and ~176 GFLOP/s
-  within one hour), so the peak is measured right before and right after every timed path,
+  A shared VM's speed drifts (on this project's 2-core VM, one 15-minute run measured the
+  peak between 82 and 162 GFLOP/s), so the peak is measured right before and right after every timed path,
   and each path is compared with the better of its two neighbours: the ceiling it ran under.
   The peak of the whole run (the best of all) is reported beside it;
 * long messages (cut into overlapping windows, none lost): what the windows cost;
