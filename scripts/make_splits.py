@@ -75,10 +75,14 @@ def near_duplicate_groups(texts: list[str]) -> list[int]:
     matrix = vectorizer.fit_transform(normalized)
     sizes = np.asarray(matrix.sum(axis=1)).ravel()
     overlap = (matrix @ matrix.T).tocoo()
-    for a, b, inter in zip(overlap.row, overlap.col, overlap.data):
-        if a < b and min(sizes[a], sizes[b]) >= 4:
-            if inter / (sizes[a] + sizes[b] - inter) >= JACCARD:
-                union(int(a), int(b))
+    # Millions of pairs share a word or two; select the near-duplicates with array operations
+    # and leave only those few to the Python loop (same pairs, same order as a plain loop).
+    a, b, inter = overlap.row, overlap.col, overlap.data
+    keep = (a < b) & (np.minimum(sizes[a], sizes[b]) >= 4)
+    a, b, inter = a[keep], b[keep], inter[keep]
+    similar = inter / (sizes[a] + sizes[b] - inter) >= JACCARD
+    for left, right in zip(a[similar].tolist(), b[similar].tolist()):
+        union(left, right)
     return [find(i) for i in range(len(texts))]
 
 
