@@ -272,13 +272,13 @@ def analyze_frame(
     """
     columns = ColumnMap(text=text_col, speaker=speaker_col, conversation=conversation_col, id=id_col,
                         reply_to=reply_to_col, time=time_col)
+    if chunk < 1:
+        raise DisclosureError("chunk must be at least 1")
     messages = frame_messages(df, columns)
     if classifier is None:
         from .classifier import DisclosureClassifier
 
         classifier = DisclosureClassifier.load(model)
-    if chunk < 1:
-        raise DisclosureError("chunk must be at least 1")
     probabilities = _classify(classifier, [m.text for m in messages], batch_size, chunk)
     annotation, figures = _label(messages, probabilities, permutations)
     return FrameAnnotation(_with_annotation(df, annotation), _figures_frame(figures))

@@ -199,3 +199,12 @@ def test_annotate_group_uses_given_probabilities() -> None:
     assert list(figures) == ["chat"] and figures["chat"]["n_messages"] == 2
     with pytest.raises(ValueError, match="1 probability rows for 2 messages"):
         annotate_group(df, probabilities[:1], ColumnMap())
+
+
+def test_a_bad_chunk_is_refused_before_any_model_is_loaded(tmp_path):
+    from disclosure_nlp.errors import DisclosureError
+
+    df = pd.DataFrame({"text": ["hi"], "speaker": ["a"], "conversation_id": ["c"], "id": ["1"]})
+    # The model path does not exist: the argument error must come first, without a load.
+    with pytest.raises(DisclosureError, match="chunk must be at least 1"):
+        analyze_frame(df, model=tmp_path / "no-such-model", chunk=0)
