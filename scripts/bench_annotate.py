@@ -14,8 +14,9 @@ One run times, on the same messages and with the same number of compute threads:
 * a measured fp32 matrix-multiply peak (torch, 2048×384 @ 384×1536) that the model paths'
   achieved GFLOP/s are compared with (model FLOP = 2 × encoder linear weights × real tokens).
   A shared VM's speed drifts (on this project's 2-core VM, one 15-minute run measured the
-  peak between 82 and 162 GFLOP/s), so the peak is measured right before and right after every timed path,
-  and each path is compared with the better of its two neighbours: the ceiling it ran under.
+  peak between 82 and 162 GFLOP/s), so the peak is measured right before and right after
+  every timed path, and each path is compared with the better of its two neighbours: the
+  ceiling it ran under.
   The peak of the whole run (the best of all) is reported beside it;
 * long messages (cut into overlapping windows, none lost): what the windows cost;
 * the accuracy of each backend (macro-F1 on data/test.jsonl and on the gold layers of
@@ -259,7 +260,6 @@ def torch_int8_backend(model):
 
 def worker_classify(args) -> None:
     """The model part of annotate: windows of messages, length-sorted batches, input order."""
-
     clf, load = _classifier(args)
     texts = read_texts(args.messages)
     clf.predict_proba(texts[:WARMUP_MESSAGES], batch_size=args.batch_size)
@@ -491,7 +491,6 @@ class Round:
         self.results: dict[str, dict[str, Any] | None] = {}
         self.peaks: list[float] = []
         self._previous = self._peak()
-        self._waiting: list[str] = []
 
     def _peak(self) -> float | None:
         result = run_worker("matmul", self.args, label="matmul peak", quiet=True,
@@ -781,7 +780,7 @@ def main(argv: list[str] | None = None) -> int:
         cold_backends = [b for b in backends if b in BACKENDS] + [None]  # None: predict's default (auto)
         cold = [c for c in (cold_start(args, b, args.cold_start_runs) for b in cold_backends) if c]
 
-    raw = {name: result for name, result in rounds[0].items()}
+    raw = dict(rounds[0])
     rows = aggregate(rounds, tokens=tokens, per_token=per_token, run_peak=peak)
     by_path = {row["path"]: row for row in rows}
     long_rows = {}
@@ -799,7 +798,7 @@ def main(argv: list[str] | None = None) -> int:
     tokenize = {b: {"seconds": round(r["tokenize_seconds"], 3), "pct_of_classify": round(100 * r["tokenize_seconds"] / r["seconds"], 1)}
                 for b, r in classify.items()}
     overhead = annotate_overhead(by_path)
-    targets = targets_report(by_path, classify, peak, cold)
+    targets = targets_report(by_path, classify, cold)
     meta["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     meta["rounds"] = max(1, args.rounds)
     report = {"meta": meta, "matmul_peak_gflops": peak, "matmul_peaks": peaks, "paths": rows, "long_messages": long_rows,
@@ -879,7 +878,7 @@ def annotate_overhead(by_path: dict[str, dict[str, Any]]) -> dict[str, dict[str,
     return out
 
 
-def targets_report(by_path, classify, peak, cold) -> list[dict[str, Any]]:
+def targets_report(by_path, classify, cold) -> list[dict[str, Any]]:
     """The issue's targets, each with the measured value."""
     def rate(name):
         row = by_path.get(name)
