@@ -152,7 +152,7 @@ def test_long_messages_are_windowed_and_the_deepest_window_wins(tiny_model):
     assert all(len(p) <= 32 for p in pieces)
     covered = clf.tokenizer.decode(pieces[owners.index(1) - 1])
     assert "abused" in covered  # the last window reaches the end of the message
-    long_probs = clf.predict_proba([filler + deep])[0]
+    long_probs = clf.predict_proba([filler + deep], batch_size=8)[0]
     window_probs = clf._forward([p for o, p in zip(owners, pieces) if o == 0], 8)
     depths = window_probs @ [0, 1, 2, 3]
     assert long_probs.tolist() == window_probs[depths.argmax()].tolist()
