@@ -560,6 +560,10 @@ def aggregate(rounds: list[dict[str, dict[str, Any] | None]], *, tokens: int, pe
             row["adjacent_peak_gflops"] = round(_median(adjacent), 1) if adjacent else None
             row["pct_of_matmul_peak"] = round(_median(pcts), 1) if pcts else None
             row["pct_of_run_peak"] = round(100 * median_gflops / run_peak, 1) if run_peak else None
+        # Each round's figures too: how far apart they are says how much a single figure is worth.
+        row["round_vs_naive"] = [round(x, 2) for x in ratios]
+        if pcts:
+            row["round_pct_of_matmul_peak"] = [round(x, 1) for x in pcts]
         rows.append(row)
     return rows
 
@@ -811,6 +815,12 @@ def main(argv: list[str] | None = None) -> int:
     print_table(rows)
     print("peak: the matmul peak measured beside the path; % peak: of that; % run: of the run's best peak"
           + ("; medians over the rounds" if meta["rounds"] > 1 else ""))
+    if meta["rounds"] > 1:
+        print("\nper round (× naive pipeline; % of the peak beside it):")
+        for row in rows:
+            if row["path"].startswith(("classify/", "annotate/")):
+                print(f"  {row['path']:<22} {', '.join(f'{x:.2f}×' for x in row['round_vs_naive'])};  "
+                      f"{', '.join(f'{x:.1f}%' for x in row.get('round_pct_of_matmul_peak', []))}")
     busiest = max(meta["machine"]["load_average_at_start"][0], meta["load_average_at_end"][0])
     if busiest > (os.cpu_count() or 1) + 0.5:  # this run itself keeps about `threads` cores busy
         print(f"WARNING: load average {busiest:.1f} on {os.cpu_count()} CPUs: other programs competed for the "
