@@ -387,7 +387,7 @@ def annotate(
     *,
     model: str | os.PathLike[str] | None = None,
     classifier=None,
-    backend: str = "torch",
+    backend: str = "auto",
     format: str | None = None,
     output_format: str | None = None,
     columns: ColumnMap = ColumnMap(),
@@ -410,7 +410,10 @@ def annotate(
     ``rejects`` (default ``<output>.rejects.jsonl``) instead of stopping the run. ``resume``
     continues an interrupted run with the same arguments (see the module documentation).
 
-    ``classifier`` may be any object with ``predict_proba(texts, batch_size=...)`` returning
+    ``backend`` picks what runs the model (:mod:`.backends`). The default, ``auto``, is
+    ``onnx-fp32`` where ONNX Runtime is installed: torch's fp32 probabilities, computed faster
+    on CPUs (``scripts/bench_annotate.py`` measures both) by a model exported once into the
+    user cache; on resume it is the backend of the interrupted run. ``classifier`` may be any object with ``predict_proba(texts, batch_size=...)`` returning
     one row of four layer probabilities per text, in input order; an ``identity`` string
     attribute, when present, stands for the model in checkpoints.
 
@@ -495,12 +498,16 @@ def annotate(
         keep_figures = True
 
     if classifier is None:
-        from .backends import AUTO, check_backend_name
+        from .backends import AUTO, BACKENDS, check_backend_name
         from .classifier import DisclosureClassifier
 
-        # A backend named outright can be refused before the model loads; what "auto" becomes is
-        # known only after (it falls back to torch when the ONNX load fails).
-        if saved is not None and isinstance(saved.get("backend"), str) and check_backend_name(backend) != AUTO:
+        # A backend named outright can be refused before the model loads. "auto" continues on the
+        # backend that computed the rows already written, whatever it would pick today: a run
+        # started before annotate defaulted to auto (or on a machine without ONNX Runtime) ran
+        # torch, and one file must not mix two backends' labels.
+        if saved is not None and isinstance(saved.get("backend"), str):
+            if check_backend_name(backend) == AUTO and saved["backend"] in BACKENDS:
+                backend = saved["backend"]
             _check_same_backend(saved, backend, checkpoint, target)
         classifier = DisclosureClassifier.load(model, backend=backend)
     model_id = _model_identity(classifier)

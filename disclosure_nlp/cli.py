@@ -210,7 +210,7 @@ def annotate(
     batch_size: Annotated[int, typer.Option(min=1)] = 32,
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing outputs.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
-    backend: BackendOption = "torch",
+    backend: BackendOption = "auto",
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run of the same command after the last conversations it saved (JSONL/CSV/TSV outputs).")] = False,
     engine: Annotated[str, typer.Option("--engine", help="local: this process; ray: Ray Data on a local or remote Ray cluster (pip install 'disclosure-nlp[ray]'); OUTPUT is then a directory of part files.")] = "local",
     address: Annotated[Optional[str], typer.Option("--address", help="With --engine ray: 'auto' joins the cluster this machine belongs to, 'ray://HOST:10001' a remote one; default: start Ray locally for this run.")] = None,
@@ -226,8 +226,9 @@ def annotate(
         _fail(DisclosureError("--engine must be 'local' or 'ray'"))
     columns = ColumnMap(text=text_col, speaker=speaker_col, conversation=conversation_col, id=id_col,
                         reply_to=reply_to_col, time=time_col)
-    if engine == "ray" and backend != "torch":
-        _fail(DisclosureError("--backend is only supported with --engine local"))
+    if engine == "ray" and backend not in ("torch", "auto"):
+        # Ray actors run torch: "auto" resolved on each node could differ from node to node.
+        _fail(DisclosureError("--backend is only supported with --engine local (Ray actors run torch)"))
     if engine == "ray":
         _annotate_on_ray(inputs, output, summary=summary, report=report, model=model, input_format=input_format,
                          output_format=output_format, columns=columns, on_error=on_error, rejects=rejects,

@@ -24,6 +24,17 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
     return path
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _session_cache(tmp_path_factory):
+    """The default model rebuilt from its compact form and the ONNX exports that ``annotate``
+    (``--backend auto``) and ``predict`` make go to this session's folder, never the user's
+    cache: a test run must not leave an export of every tiny model it trained behind."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("DISCLOSURE_NLP_CACHE", str(tmp_path_factory.mktemp("cache")))
+    yield
+    patch.undo()
+
+
 @pytest.fixture
 def tiny_file(tmp_path: Path) -> Path:
     return write_jsonl(tmp_path / "tiny.jsonl", [{"text": t, "layer": l, "register": "test"} for t, l in TINY])

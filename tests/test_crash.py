@@ -304,6 +304,58 @@ def test_resume_refuses_another_backend_naming_the_output_and_keeps_the_files(tm
     assert run(source, out, _Fp32(), resume=True).resumed_conversations > 0
 
 
+def _interrupt_real_classifier(monkeypatch, on_call: int) -> list[str]:
+    """Make the real classifier raise Ctrl-C on its ``on_call``-th batch; returns the backend
+    name of every call, so a test sees what computed the rows."""
+    from disclosure_nlp.classifier import DisclosureClassifier
+
+    real = DisclosureClassifier.predict_proba
+    backends: list[str] = []
+
+    def predict_proba(self, texts, batch_size=32):
+        backends.append(self.backend_name)
+        if len(backends) == on_call:
+            monkeypatch.setattr(DisclosureClassifier, "predict_proba", real)
+            raise KeyboardInterrupt
+        return real(self, texts, batch_size=batch_size)
+
+    monkeypatch.setattr(DisclosureClassifier, "predict_proba", predict_proba)
+    return backends
+
+
+def test_default_backend_resumes_on_the_interrupted_runs_backend(tmp_path: Path, tiny_model, monkeypatch) -> None:
+    """A run made with torch (as annotate ran before it defaulted to auto) continues on torch
+    under the default, and ends byte-identical to an uninterrupted torch run; onnx-fp32's
+    probabilities differ in the last digits, so the comparison would catch a switch."""
+    source = make_input(tmp_path, ".jsonl", conversations=30)
+    options = dict(model=tiny_model, on_error="skip", window=WINDOW, permutations=10)
+    annotate(source, tmp_path / "ref.jsonl", backend="torch", **options)
+    out = tmp_path / "out.jsonl"
+    backends = _interrupt_real_classifier(monkeypatch, on_call=3)
+    with pytest.raises(KeyboardInterrupt):
+        annotate(source, out, backend="torch", **options)
+    assert json.loads(checkpoint_path(out).read_text())["backend"] == "torch"
+    stats = annotate(source, out, resume=True, **options)
+    assert stats.resumed_conversations > 0
+    assert backends == ["torch"] * 3
+    assert out.read_bytes() == (tmp_path / "ref.jsonl").read_bytes()
+    assert Path(f"{out}.rejects.jsonl").read_bytes() == Path(f"{tmp_path / 'ref.jsonl'}.rejects.jsonl").read_bytes()
+
+
+def test_annotate_defaults_to_onnx_fp32_where_onnx_runtime_is_installed(tmp_path: Path, tiny_model, monkeypatch) -> None:
+    from disclosure_nlp.backends import onnx_installed
+
+    if not onnx_installed():
+        pytest.skip("the onnx extra is not installed")
+    source = make_input(tmp_path, ".jsonl", conversations=30)
+    out = tmp_path / "out.jsonl"
+    backends = _interrupt_real_classifier(monkeypatch, on_call=2)
+    with pytest.raises(KeyboardInterrupt):
+        annotate(source, out, model=tiny_model, on_error="skip", window=WINDOW, permutations=10)
+    assert backends == ["onnx-fp32", "onnx-fp32"]
+    assert json.loads(checkpoint_path(out).read_text())["backend"] == "onnx-fp32"
+
+
 def test_resume_refuses_a_checkpoint_that_does_not_record_its_backend(tmp_path: Path) -> None:
     source = make_input(tmp_path, ".jsonl")
     out = tmp_path / "out.jsonl"

@@ -40,7 +40,8 @@ def test_without_ray_the_engine_says_how_to_install_it(tmp_path: Path, monkeypat
 
 @pytest.mark.parametrize(
     ("extra", "named"),
-    [(["--report", "r.html"], "--report"), (["--on-error", "skip"], "--on-error skip"), (["--resume"], "--resume")],
+    [(["--report", "r.html"], "--report"), (["--on-error", "skip"], "--on-error skip"), (["--resume"], "--resume"),
+     (["--backend", "onnx"], "--backend"), (["--backend", "onnx-fp32"], "--backend")],
 )
 def test_options_the_ray_engine_does_not_offer_are_refused_up_front(tmp_path: Path, extra, named) -> None:
     result = runner.invoke(app, ["annotate", str(SAMPLES), "-o", str(tmp_path / "o.jsonl"), "--engine", "ray", *extra])
