@@ -413,7 +413,9 @@ def annotate(
     ``backend`` picks what runs the model (:mod:`.backends`). The default, ``auto``, is
     ``onnx-fp32`` where ONNX Runtime is installed: torch's fp32 probabilities, computed faster
     on CPUs (``scripts/bench_annotate.py`` measures both) by a model exported once into the
-    user cache; on resume it is the backend of the interrupted run. ``classifier`` may be any object with ``predict_proba(texts, batch_size=...)`` returning
+    user cache; on resume it is the backend of the interrupted run.
+
+    ``classifier`` may be any object with ``predict_proba(texts, batch_size=...)`` returning
     one row of four layer probabilities per text, in input order; an ``identity`` string
     attribute, when present, stands for the model in checkpoints.
 

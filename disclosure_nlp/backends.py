@@ -7,8 +7,8 @@ deepest-window rule hold whichever engine does the arithmetic.
 
 Three backends are offered, and a way to pick one:
 
-* ``torch`` (the Python API's default): the fp32 model as trained, through PyTorch. Reference
-  numbers.
+* ``torch`` (the default of ``DisclosureClassifier.load`` and ``evaluate``): the fp32 model as
+  trained, through PyTorch. Reference numbers.
 * ``onnx-fp32``: the same fp32 model exported to ONNX and run by ONNX Runtime: the same
   probabilities as ``torch`` (3e-6 apart at most on the sample conversations), but loaded
   without PyTorch or ``transformers``, whose imports alone take several seconds; this is what
@@ -17,7 +17,7 @@ Three backends are offered, and a way to pick one:
   multiplications dynamically quantized to int8 (weights per output channel; the first
   layer's feed-forward output, where activation outliers make int8 least accurate, stays fp32).
   The fastest on CPUs, within a point of macro-F1 of fp32.
-* ``auto`` (the CLI ``predict`` default) is not a backend but a choice: ``onnx-fp32`` when
+* ``auto`` (the default of ``predict`` and ``annotate``) is not a backend but a choice: ``onnx-fp32`` when
   ``onnx`` and ``onnxruntime`` are installed (they are dependencies; the ``onnx`` extra names
   them too), else ``torch``; ``torch`` as well when a device other than the CPU is asked for.
 

@@ -122,9 +122,11 @@ class DisclosureClassifier:
         Runtime int8, within a point of macro-F1 of fp32 and faster), or ``"auto"``
         (``onnx-fp32`` when ONNX Runtime is installed, else ``torch``; a failed ONNX load falls
         back to ``torch`` with a warning). The ONNX backends run on the CPU and export the model
-        once into the user cache. The Python API defaults to ``torch``, the reference, because a
-        program that loads once gains nothing from the faster start. ``threads`` sets the
-        compute threads (default: ``OMP_NUM_THREADS`` or the number of physical cores).
+        once into the user cache. ``load`` defaults to ``torch``, the reference, because a program
+        that loads the classifier itself may want ``.model``, the PyTorch module (``None`` with
+        the ONNX backends); :func:`~disclosure_nlp.annotate.annotate`, which only needs the
+        labels, defaults to ``auto``. ``threads`` sets the compute threads (default:
+        ``OMP_NUM_THREADS`` or the number of physical cores).
         """
         from .backends import FastTokenizer, LabelConfig, load_backend
         from .errors import ModelError

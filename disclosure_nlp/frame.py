@@ -260,6 +260,7 @@ def analyze_frame(
     time_col: str = "timestamp",
     model: str | os.PathLike[str] | None = None,
     classifier=None,
+    backend: str = "auto",
     batch_size: int = 32,
     chunk: int = DEFAULT_CHUNK,
     permutations: int = 1000,
@@ -268,7 +269,8 @@ def analyze_frame(
 
     Returns the annotated messages and a second frame with one row of reciprocity figures per
     conversation (reciprocity index, lag-1 correlation, trajectory, asymmetry, per-speaker
-    figures as a dict column).
+    figures as a dict column). ``backend`` is that of ``disclosure annotate`` (default ``auto``),
+    so that a frame and the CLI's file hold the same values.
     """
     columns = ColumnMap(text=text_col, speaker=speaker_col, conversation=conversation_col, id=id_col,
                         reply_to=reply_to_col, time=time_col)
@@ -278,7 +280,7 @@ def analyze_frame(
     if classifier is None:
         from .classifier import DisclosureClassifier
 
-        classifier = DisclosureClassifier.load(model)
+        classifier = DisclosureClassifier.load(model, backend=backend)
     probabilities = _classify(classifier, [m.text for m in messages], batch_size, chunk)
     annotation, figures = _label(messages, probabilities, permutations)
     return FrameAnnotation(_with_annotation(df, annotation), _figures_frame(figures))
@@ -295,6 +297,7 @@ def annotate_frame(
     time_col: str = "timestamp",
     model: str | os.PathLike[str] | None = None,
     classifier=None,
+    backend: str = "auto",
     batch_size: int = 32,
     permutations: int = 1000,
 ) -> "pd.DataFrame":
@@ -310,7 +313,7 @@ def annotate_frame(
     """
     return analyze_frame(
         df, text_col=text_col, speaker_col=speaker_col, conversation_col=conversation_col, id_col=id_col,
-        reply_to_col=reply_to_col, time_col=time_col, model=model, classifier=classifier,
+        reply_to_col=reply_to_col, time_col=time_col, model=model, classifier=classifier, backend=backend,
         batch_size=batch_size, permutations=permutations,
     ).messages
 
