@@ -78,6 +78,10 @@ class DisclosureTransformer:
     --summary`` (reciprocity index, lag-1 correlation and permutation p-value, trajectory
     slope, asymmetry, per-speaker figures, and the reason for every figure left ``None``).
 
+    ``backend`` is that of ``disclosure annotate`` (default ``auto``), so a corpus labeled here
+    holds the same values as the CLI's file for the same messages; pass ``classifier`` instead to
+    reuse a loaded :class:`~disclosure_nlp.classifier.DisclosureClassifier`.
+
     An utterance with no text (ConvoKit corpora keep deleted posts as empty utterances) gets
     ``None`` in every field and is left out of its conversation's analysis, as the CLI's
     ``--on-error skip`` would do.
@@ -88,6 +92,7 @@ class DisclosureTransformer:
         model: str | os.PathLike[str] | None = None,
         *,
         classifier=None,
+        backend: str = "auto",
         layer_attr: str = "disclosure_layer",
         confidence_attr: str = "disclosure_confidence",
         probabilities_attr: str = "disclosure_probabilities",
@@ -104,6 +109,7 @@ class DisclosureTransformer:
         convokit.Transformer.register(type(self))
         self.model = model
         self.classifier = classifier
+        self.backend = backend
         self.layer_attr = layer_attr
         self.confidence_attr = confidence_attr
         self.probabilities_attr = probabilities_attr
@@ -120,7 +126,7 @@ class DisclosureTransformer:
         if self.classifier is None:
             from .classifier import DisclosureClassifier
 
-            self.classifier = DisclosureClassifier.load(self.model)
+            self.classifier = DisclosureClassifier.load(self.model, backend=self.backend)
         return self
 
     def transform(self, corpus, **kwargs):

@@ -32,14 +32,15 @@ starts are measured once.
 Every path runs in its own process, so its peak RSS is its own. Results are printed and written
 as JSON (``-o FILE``). Defaults finish in a few minutes on a 2-core laptop; ``--memory-run``
 annotates 10,000 and then 1,000,000 messages in one invocation and reports the peak RSS of each
-against the targets (under 1.5 GB, and within 10 % of the 10k run): with the int8 backend
-(``--memory-backend onnx``, the default when ONNX Runtime is installed) that takes
-``1e6 / messages-per-second`` seconds, under an hour at ~300 msg/s.
+against the targets (under 1.5 GB, and within 10 % of the 10k run). It runs annotate's default
+backend (``onnx-fp32`` when ONNX Runtime is installed, else ``torch``) unless
+``--memory-backend`` says otherwise, and takes ``1e6 / messages-per-second`` seconds: about an
+hour at ~260 msg/s, about half that with ``--memory-backend onnx`` (int8).
 
     python scripts/bench_annotate.py                              # default model, 2,000 messages
     python scripts/bench_annotate.py --model runs/ft-frozen -o bench.json
     python scripts/bench_annotate.py --rounds 3 -o bench.json     # the figures to report
-    python scripts/bench_annotate.py --memory-run --memory-backend onnx -o memory.json  # 10k vs 1M
+    python scripts/bench_annotate.py --memory-run -o memory.json  # 10k vs 1M, annotate's default backend
 
 The messages are synthetic chat messages of 5–40 words (seeded, so every run and every path
 sees the same ones), or ``--input FILE`` (any transcript format ``disclosure annotate`` reads).
@@ -669,7 +670,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-messages", type=int, default=1_000_000, help="Messages of the long memory run.")
     parser.add_argument("--memory-baseline", type=int, default=10_000, help="Messages of the short run it is compared with.")
     parser.add_argument("--memory-backend", default=None,
-                        help="Backend of the memory run: onnx (int8, the default when ONNX Runtime is installed), onnx-fp32 or torch.")
+                        help="Backend of the memory run: onnx-fp32, onnx (int8) or torch (default: annotate's, onnx-fp32 "
+                             "when ONNX Runtime is installed, else torch).")
     parser.add_argument("--rss-interval", type=float, default=2.0)
     parser.add_argument("--output", "-o", type=Path, default=None, help="Write the results as JSON here.")
     parser.add_argument("--verbose", action="store_true", help="Show the workers' stderr.")
@@ -720,7 +722,10 @@ def main(argv: list[str] | None = None) -> int:
         pass
 
     if args.memory_run:
-        args.memory_backend = args.memory_backend or ("onnx" if onnx_available() else "torch")
+        if args.memory_backend is None:  # what `disclosure annotate` runs by default
+            from disclosure_nlp.backends import resolve_backend
+
+            args.memory_backend = resolve_backend("auto")
         export_once(args.model, [args.memory_backend])
         report = {"meta": meta, "memory_run": main_memory_run(args)}
         report["meta"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]

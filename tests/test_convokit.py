@@ -174,3 +174,29 @@ def test_real_model_in_the_transformer(tiny_model: Path) -> None:
     fields, figures = expected_from_frame(records, transformer.classifier)
     assert utterance_fields(corpus) == fields
     assert {c.id: c.meta["disclosure_reciprocity"] for c in corpus.iter_conversations()} == figures
+
+
+def test_model_path_alone_uses_annotates_default_backend_and_writes_the_clis_values(tiny_model: Path, tmp_path: Path) -> None:
+    from disclosure_nlp.backends import resolve_backend
+
+    records = sample_records(2)
+    corpus = build_corpus(records)
+    transformer = DisclosureTransformer(tiny_model)
+    transformer.fit_transform(corpus)
+    assert transformer.classifier.backend_name == resolve_backend("auto")
+
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    out = tmp_path / "cli.jsonl"
+    annotate(source, out, model=tiny_model, summary=tmp_path / "s.json")  # the CLI's defaults
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == len(records)
+    for row in rows:
+        meta = corpus.get_utterance(row["id"]).meta
+        assert meta["disclosure_probabilities"] == {layer: row[f"p_{layer}"] for layer in LAYERS}
+        assert (meta["disclosure_layer"], meta["disclosure_depth"]) == (row["layer"], row["depth"])
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert {c.id: c.meta["disclosure_reciprocity"] for c in corpus.iter_conversations()} == summary
+
+    torch_run = DisclosureTransformer(tiny_model, backend="torch").fit()
+    assert torch_run.classifier.backend_name == "torch"
