@@ -456,15 +456,6 @@ def cold_start(args, backend: str | None, runs: int) -> dict[str, Any] | None:
             "runs": runs, "command": " ".join(command[:1] + command[1:-1]) + " '…'"}
 
 
-def onnx_available() -> bool:
-    try:
-        import onnx  # noqa: F401
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def export_once(model: Path, backends: list[str]) -> float | None:
     """Export the model for the ONNX backends among ``backends`` before anything is timed."""
     from disclosure_nlp.backends import ONNX_VARIANTS, cached_export
@@ -700,11 +691,9 @@ def main(argv: list[str] | None = None) -> int:
     from disclosure_nlp.modelstore import resolve_model_dir
 
     args.model = resolve_model_dir(args.model)
-    from disclosure_nlp.backends import BACKENDS
+    from disclosure_nlp.backends import AUTO, BACKENDS, ONNX_VARIANTS, onnx_installed, resolve_backend
 
-    from disclosure_nlp.backends import ONNX_VARIANTS
-
-    available = [b for b in BACKENDS if b not in ONNX_VARIANTS or onnx_available()]
+    available = [b for b in BACKENDS if b not in ONNX_VARIANTS or onnx_installed()]
     backends = args.backends.split(",") if args.backends else available + [TORCH_INT8]
     load_start = os.getloadavg()
     meta = {"model": str(args.model), "threads": args.threads, "batch_size": args.batch_size, "window": args.window,
@@ -723,9 +712,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.memory_run:
         if args.memory_backend is None:  # what `disclosure annotate` runs by default
-            from disclosure_nlp.backends import resolve_backend
-
-            args.memory_backend = resolve_backend("auto")
+            args.memory_backend = resolve_backend(AUTO)
         export_once(args.model, [args.memory_backend])
         report = {"meta": meta, "memory_run": main_memory_run(args)}
         report["meta"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
