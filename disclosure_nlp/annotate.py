@@ -56,6 +56,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from .classifier import Prediction
 from .errors import DataError, DisclosureError
+from .language import DEFAULT_POLICY, check_policy, detect_language
 from .layers import LAYERS
 from .transcripts import CORPUS_UTTERANCES, ColumnMap, Message, Reject, iter_conversations, read_messages
 
@@ -64,6 +65,7 @@ ANNOTATION_FIELDS: tuple[str, ...] = (
     "confidence",
     *(f"p_{name}" for name in LAYERS),
     "depth",
+    "language",
     "turn",
     "prompt_turn",
     "depth_gap",
@@ -97,6 +99,8 @@ class AnnotationSummary:
     summary_path: str | None = None
     report_path: str | None = None
     resumed_conversations: int = 0
+    not_english: int = 0
+    """Messages found not in English: marked, rejected or labeled anyway, as ``language`` says."""
 
     @property
     def messages_per_second(self) -> float:
@@ -107,6 +111,7 @@ class AnnotationSummary:
             f"read {self.read} messages, wrote {self.written}, rejected {self.rejected} "
             f"({self.conversations} conversations, {self.seconds:.1f} s, "
             f"{self.messages_per_second:.0f} messages/s)"
+            + (f"; {self.not_english} not in English" if self.not_english else "")
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -136,11 +141,21 @@ def output_row(message: Message, annotation: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def _annotation(prediction: Prediction, reciprocity: dict[str, Any]) -> dict[str, Any]:
-    """The annotation columns of one message: its prediction, rounded, and its turn's fields."""
-    out: dict[str, Any] = {"layer": prediction.layer, "confidence": round(prediction.confidence, DIGITS)}
-    out.update({f"p_{name}": round(value, DIGITS) for name, value in prediction.probabilities.items()})
-    out["depth"] = round(prediction.depth, DIGITS)
+def _annotation(prediction: Prediction | None, reciprocity: dict[str, Any], language: str | None = None) -> dict[str, Any]:
+    """The annotation columns of one message: its prediction, rounded, and its turn's fields.
+
+    ``prediction`` is ``None`` for a message marked unsupported: every model column is then
+    empty, and ``language`` says why.
+    """
+    if prediction is None:
+        out: dict[str, Any] = {"layer": None, "confidence": None}
+        out.update({f"p_{name}": None for name in LAYERS})
+        out["depth"] = None
+    else:
+        out = {"layer": prediction.layer, "confidence": round(prediction.confidence, DIGITS)}
+        out.update({f"p_{name}": round(value, DIGITS) for name, value in prediction.probabilities.items()})
+        out["depth"] = round(prediction.depth, DIGITS)
+    out["language"] = language
     out.update({key: reciprocity.get(key) for key in ("turn", "prompt_turn", "depth_gap", "match")})
     return out
 
@@ -183,6 +198,7 @@ def label_conversation(
     probabilities,
     *,
     permutations: int = 1000,
+    languages: Sequence[str | None] | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Output rows and reciprocity figures for one conversation whose messages are classified."""
     from .reciprocity import LabeledMessage, analyze_conversation, message_fields
@@ -192,7 +208,9 @@ def label_conversation(
     # times faster than NumPy rows, and give the same values.
     if hasattr(probabilities, "tolist"):
         probabilities = probabilities.tolist()
-    predictions = [Prediction.from_probabilities(probs) for probs in probabilities]
+    # A message marked unsupported (not English) has no probabilities: it keeps its row, with no
+    # layer, and stays out of the analysis, so no figure rests on a label the model cannot give.
+    predictions = [None if probs is None else Prediction.from_probabilities(probs) for probs in probabilities]
     labeled = [
         LabeledMessage(
             id=message.id,
@@ -202,13 +220,41 @@ def label_conversation(
             reply_to=message.reply_to,
         )
         for message, prediction in zip(messages, predictions)
+        if prediction is not None
     ]
     result = analyze_conversation(labeled, conversation_id, permutations=permutations)
     per_message = message_fields(result)
-    rows = [output_row(m, _annotation(p, per_message.get(m.id, {}))) for m, p in zip(messages, predictions)]
+    codes = languages if languages is not None else [None] * len(messages)
+    rows = [output_row(m, _annotation(p, per_message.get(m.id, {}), code))
+            for m, p, code in zip(messages, predictions, codes)]
     figures = result.to_dict()
     figures.pop("turns", None)
     return rows, figures
+
+
+def screen_languages(
+    messages: list[Message], policy: str, on_reject: Callable[[Reject], None],
+    on_unsupported: Callable[[], None] = lambda: None,
+) -> tuple[list[Message], list[str], list[bool]]:
+    """The messages kept, their language codes, and which of them the model labels.
+
+    ``reject`` reports a non-English message (text field, its language) and drops it; ``mark``
+    keeps it unlabeled; ``label`` labels everything but still records the language.
+    """
+    kept, codes, labeled = [], [], []
+    for message in messages:
+        guess = detect_language(message.text)
+        if not guess.supported:
+            on_unsupported()
+        if not guess.supported and policy == "reject":
+            on_reject(Reject(str(message.source), message.line, "text",
+                             f"not English (language {guess.code}); use --language label to label it anyway",
+                             message.text[:80]))
+            continue
+        kept.append(message)
+        codes.append(guess.code)
+        labeled.append(guess.supported or policy == "label")
+    return kept, codes, labeled
 
 
 # --------------------------------------------------------------------------------------------
@@ -402,6 +448,7 @@ def annotate(
     force: bool = False,
     progress: bool = False,
     resume: bool = False,
+    language: str = DEFAULT_POLICY,
 ) -> AnnotationSummary:
     """Label every message of ``inputs`` and write them, with reciprocity fields, to ``output``.
 
@@ -414,6 +461,11 @@ def annotate(
     ``onnx-fp32`` where ONNX Runtime is installed: torch's fp32 probabilities, computed faster
     on CPUs (``scripts/bench_annotate.py`` measures both) by a model exported once into the
     user cache; on resume it is the backend of the interrupted run.
+
+    ``language`` says what happens to a message that is not in English (the model was trained
+    on English only; :mod:`.language`): ``mark`` (default) keeps its row with the language code
+    and no layer, and leaves it out of the reciprocity figures; ``reject`` sends it to the rejects
+    file instead; ``label`` labels it anyway. Every row carries the ``language`` code.
 
     ``classifier`` may be any object with ``predict_proba(texts, batch_size=...)`` returning
     one row of four layer probabilities per text, in input order; an ``identity`` string
@@ -439,6 +491,7 @@ def annotate(
         raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
     if window < 1 or batch_size < 1:
         raise ValueError("window and batch_size must be at least 1")
+    check_policy(language)
     paths = [Path(inputs)] if isinstance(inputs, (str, os.PathLike)) else [Path(p) for p in inputs]
     if not paths:
         raise DisclosureError("no input files given")
@@ -455,11 +508,19 @@ def annotate(
     for path in extras:
         if path.exists() and not force:
             raise DisclosureError(f"{path} already exists; pass --force to overwrite it")
-    rejects_path = Path(rejects) if rejects else (target.with_name(target.name + ".rejects.jsonl") if on_error == "skip" else None)
+    rejects_path = Path(rejects) if rejects else (
+        target.with_name(target.name + ".rejects.jsonl") if on_error == "skip" or language == "reject" else None)
 
     stats = AnnotationSummary(output=str(target), rejects_path=str(rejects_path) if rejects_path else None)
     already_rejected = [0]  # rejects a resumed run finds already in its rejects file
     sinks: dict[str, Any] = {}
+
+    language_rejected = [0]  # rejects of messages read whole but not in English
+
+    def count_unsupported() -> None:
+        stats.not_english += 1
+        if language == "reject":
+            language_rejected[0] += 1
 
     def on_reject(reject: Reject) -> None:
         stats.rejected += 1
@@ -480,6 +541,7 @@ def annotate(
         "format": format,
         "columns": asdict(columns),
         "on_error": on_error,
+        "language": language,
         "rejects": str(rejects_path.resolve()) if rejects_path else None,
         "batch_size": batch_size,
         "window": window,
@@ -604,13 +666,19 @@ def annotate(
                 )
 
             def flush(pending: list[tuple[str, list[Message]]]) -> None:
-                texts = [m.text for _, messages in pending for m in messages]
-                probs = classifier.predict_proba(texts, batch_size=batch_size)
+                screened = [screen_languages(messages, language, on_reject, count_unsupported) for _, messages in pending]
+                texts = [m.text for kept, codes, labeled in screened for m, ok in zip(kept, labeled) if ok]
+                probs = classifier.predict_proba(texts, batch_size=batch_size) if texts else []
+                if hasattr(probs, "tolist"):
+                    probs = probs.tolist()
                 start = 0
-                for conversation_id, messages in pending:
-                    chunk = probs[start : start + len(messages)]
-                    start += len(messages)
-                    rows, figures = label_conversation(conversation_id, messages, chunk, permutations=permutations)
+                for (conversation_id, all_messages), (messages, codes, labeled) in zip(pending, screened):
+                    chunk = []
+                    for ok in labeled:
+                        chunk.append(probs[start] if ok else None)
+                        start += ok
+                    rows, figures = label_conversation(conversation_id, messages, chunk, permutations=permutations,
+                                                       languages=codes)
                     for message, row in zip(messages, rows):
                         try:
                             out.write(row)
@@ -620,7 +688,7 @@ def annotate(
                                 path=message.source,
                                 line=message.line,
                             ) from None
-                    _digest_update(digest, conversation_id, messages)
+                    _digest_update(digest, conversation_id, all_messages)
                     stats.written += len(rows)
                     stats.conversations += 1
                     if not keep_figures:
@@ -673,7 +741,7 @@ def annotate(
                 check_skipped(skipped, skipped_messages)
             if pending:
                 flush(pending)
-            stats.read = counter[0] + stats.rejected
+            stats.read = counter[0] + stats.rejected - language_rejected[0]
             stats.seconds = time.perf_counter() - started
             if stats.read != stats.written + stats.rejected:  # pragma: no cover - an invariant, not a branch
                 raise AssertionError(f"lost messages: read {stats.read}, written {stats.written}, rejected {stats.rejected}")

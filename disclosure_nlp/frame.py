@@ -201,7 +201,7 @@ def _group(messages: Sequence[Message]) -> dict[str, list[int]]:
 
 
 def _label(
-    messages: Sequence[Message], probabilities, permutations: int
+    messages: Sequence[Message], probabilities, permutations: int, languages: Sequence[str] | None = None
 ) -> tuple[dict[str, list[Any]], dict[str, dict[str, Any]]]:
     """Annotation columns (in row order) and figures per conversation, via label_conversation."""
     out: dict[str, list[Any]] = {name: [None] * len(messages) for name in ANNOTATION_FIELDS}
@@ -212,6 +212,7 @@ def _label(
             [messages[p] for p in positions],
             [probabilities[p] for p in positions],
             permutations=permutations,
+            languages=None if languages is None else [languages[p] for p in positions],
         )
         for position, row in zip(positions, rows):
             for name in ANNOTATION_FIELDS:
@@ -227,7 +228,9 @@ def _with_annotation(df: "pd.DataFrame", annotation: dict[str, list[Any]]) -> "p
 
     renamed = {name: INPUT_PREFIX + name for name in df.columns if name in ANNOTATION_FIELDS}
     out = df.rename(columns=renamed) if renamed else df.copy()
-    dtypes = {"layer": "object", "match": "object", "turn": "int64", "prompt_turn": "Int64"}
+    # A message marked unsupported (not English) has no turn: the turn column is then nullable.
+    dtypes = {"layer": "object", "match": "object", "language": "object", "prompt_turn": "Int64",
+              "turn": "Int64" if any(t is None for t in annotation["turn"]) else "int64"}
     for name in ANNOTATION_FIELDS:
         out[name] = pd.Series(annotation[name], index=out.index, dtype=dtypes.get(name, "float64"))
     return out
@@ -264,25 +267,37 @@ def analyze_frame(
     batch_size: int = 32,
     chunk: int = DEFAULT_CHUNK,
     permutations: int = 1000,
+    language: str = "mark",
 ) -> FrameAnnotation:
     """Label every row of ``df`` and analyse each conversation; see :func:`annotate_frame`.
 
     Returns the annotated messages and a second frame with one row of reciprocity figures per
     conversation (reciprocity index, lag-1 correlation, trajectory, asymmetry, per-speaker
     figures as a dict column). ``backend`` is that of ``disclosure annotate`` (default ``auto``),
-    so that a frame and the CLI's file hold the same values.
+    so that a frame and the CLI's file hold the same values. ``language`` is ``mark`` (a row
+    not in English keeps no layer, as in the CLI) or ``label``; a frame cannot reject rows.
     """
     columns = ColumnMap(text=text_col, speaker=speaker_col, conversation=conversation_col, id=id_col,
                         reply_to=reply_to_col, time=time_col)
     if chunk < 1:
         raise DisclosureError("chunk must be at least 1")
+    if language not in ("mark", "label"):
+        raise DisclosureError(f"language must be 'mark' or 'label' for a DataFrame, not {language!r} "
+                              "(rows are never dropped from a frame)")
     messages = frame_messages(df, columns)
     if classifier is None:
         from .classifier import DisclosureClassifier
 
         classifier = DisclosureClassifier.load(model, backend=backend)
-    probabilities = _classify(classifier, [m.text for m in messages], batch_size, chunk)
-    annotation, figures = _label(messages, probabilities, permutations)
+    from .language import detect_language
+
+    guesses = [detect_language(m.text) for m in messages]
+    todo = [i for i, g in enumerate(guesses) if g.supported or language == "label"]
+    found = _classify(classifier, [messages[i].text for i in todo], batch_size, chunk).tolist()
+    probabilities: list[Any] = [None] * len(messages)
+    for i, row in zip(todo, found):
+        probabilities[i] = row
+    annotation, figures = _label(messages, probabilities, permutations, [g.code for g in guesses])
     return FrameAnnotation(_with_annotation(df, annotation), _figures_frame(figures))
 
 
@@ -300,6 +315,7 @@ def annotate_frame(
     backend: str = "auto",
     batch_size: int = 32,
     permutations: int = 1000,
+    language: str = "mark",
 ) -> "pd.DataFrame":
     """``df`` with the columns of ``disclosure annotate`` added (a new frame; ``df`` is kept).
 
@@ -314,7 +330,7 @@ def annotate_frame(
     return analyze_frame(
         df, text_col=text_col, speaker_col=speaker_col, conversation_col=conversation_col, id_col=id_col,
         reply_to_col=reply_to_col, time_col=time_col, model=model, classifier=classifier, backend=backend,
-        batch_size=batch_size, permutations=permutations,
+        batch_size=batch_size, permutations=permutations, language=language,
     ).messages
 
 
