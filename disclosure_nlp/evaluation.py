@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .data import Columns, Source, load_labeled
+from .calibration import CalibrationReport, calibration_report
 from .errors import DisclosureError
 from .layers import LAYERS, expected_depth
 from .metrics import EvaluationReport, compute_report
@@ -25,6 +26,8 @@ class Evaluation:
     baseline: EvaluationReport | None
     baseline_train: str | None = None
     baseline_c: float | None = None
+    calibration: CalibrationReport | None = None
+    """How far the model's confidence is from its accuracy (expected calibration error)."""
 
     def to_dict(self) -> dict:
         return {
@@ -34,6 +37,7 @@ class Evaluation:
             "baseline": self.baseline.to_dict() if self.baseline else None,
             "baseline_train": self.baseline_train,
             "baseline_c": self.baseline_c,
+            "calibration": self.calibration.to_dict() if self.calibration else None,
         }
 
 
@@ -100,7 +104,8 @@ def evaluate(
             gold, base_probs.argmax(axis=1).tolist(), [expected_depth(p) for p in base_probs], system="tfidf-baseline"
         )
         c = baseline.c
-    return Evaluation(str(data), str(source_dir), report, baseline_report, str(train_file) if train_file else None, c)
+    return Evaluation(str(data), str(source_dir), report, baseline_report, str(train_file) if train_file else None, c,
+                      calibration=calibration_report(probs, gold))
 
 
 def record_evaluation(model_dir: str | os.PathLike[str], label: str, evaluation: Evaluation) -> None:
