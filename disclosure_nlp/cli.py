@@ -50,6 +50,9 @@ def _fail(err: Exception) -> None:
     raise typer.Exit(code=2)
 
 
+LanguageOption = Annotated[str, typer.Option("--language", help="What to do with a message not in English (the model knows English only): mark = keep it with its language code and no layer (default); reject = report it in the rejects file; label = label it anyway.")]
+
+
 @app.command()
 def predict(
     texts: Annotated[Optional[list[str]], typer.Argument(help="Messages to label; '-' reads one per line from stdin.")] = None,
@@ -57,6 +60,7 @@ def predict(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per message.")] = False,
     batch_size: Annotated[int, typer.Option(min=1)] = 32,
     backend: BackendOption = "auto",
+    language: LanguageOption = "mark",
 ) -> None:
     """Label messages given on the command line (or stdin) with their disclosure layer."""
     items = list(texts or [])
@@ -65,15 +69,28 @@ def predict(
     if not items:
         _fail(DisclosureError("give at least one message, or '-' to read them from stdin"))
     from .classifier import DisclosureClassifier
+    from .language import POLICIES, predict_with_language
 
+    if language not in POLICIES:
+        _fail(DisclosureError(f"--language must be one of {', '.join(POLICIES)}, not {language!r}"))
     try:
         classifier = DisclosureClassifier.load(model, backend=backend)
     except DisclosureError as err:
         _fail(err)
-    predictions = classifier.predict(items, batch_size=batch_size)
-    for text, prediction in zip(items, predictions):
+    results = predict_with_language(classifier, items, policy=language, batch_size=batch_size)
+    for text, result in zip(items, results):
+        prediction = result.prediction
+        if result.rejected:
+            typer.secho(f"rejected (language {result.language}, not English): {text}", err=True, fg=typer.colors.YELLOW)
+            continue
         if as_json:
-            typer.echo(json.dumps({"text": text, **prediction.to_dict()}, ensure_ascii=False))
+            fields = prediction.to_dict() if prediction is not None else {"layer": None, "confidence": None,
+                                                                         "probabilities": None, "depth": None}
+            typer.echo(json.dumps({"text": text, **fields, "language": result.language}, ensure_ascii=False))
+        elif prediction is None:
+            typer.echo(f"{'unsupported':<12} language={result.language} (not English: not labeled; --language label labels it anyway)")
+            if len(items) > 1:
+                typer.echo(f"  ↳ {text}")
         else:
             probs = " ".join(f"{k}={v:.2f}" for k, v in prediction.probabilities.items())
             typer.echo(f"{prediction.layer:<12} confidence={prediction.confidence:.2f} depth={prediction.depth:.2f}  [{probs}]")
@@ -97,6 +114,10 @@ def train(
     max_length: Annotated[int, typer.Option(min=8)] = 256,
     train_embeddings: Annotated[bool, typer.Option("--train-embeddings", help="Also train the word embeddings.")] = False,
     compact: Annotated[bool, typer.Option("--compact", help="Write the small shipped form (fp16, embeddings from the base package).")] = False,
+    real_csv: Annotated[Optional[Path], typer.Option("--real-csv", help="The public CL-Aff OffMyChest labeled_training_set.csv: the project's labels of its sentences (data/real/claff_labels.jsonl) are joined with it; real-train is trained on, real-dev picks the epoch and fits the calibration.")] = None,
+    real_labels: Annotated[Optional[Path], typer.Option("--real-labels", help="Labels by sentence id to join with --real-csv (default: the project's data/real/claff_labels.jsonl).")] = None,
+    real_weight: Annotated[int, typer.Option("--real-weight", min=1, help="Times each real training sentence is seen per epoch.")] = 2,
+    calibrate: Annotated[bool, typer.Option("--calibrate/--no-calibrate", help="Fit a temperature on real-dev (else dev) and fold it into the model.")] = True,
     text_col: TextCol = "text",
     label_col: LabelCol = "layer",
     force: Annotated[bool, typer.Option("--force", help="Replace an existing output directory.")] = False,
@@ -107,14 +128,16 @@ def train(
 
     config = TrainConfig(
         epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, patience=patience, seed=seed,
-        max_length=max_length, freeze_embeddings=not train_embeddings,
+        max_length=max_length, freeze_embeddings=not train_embeddings, real_weight=real_weight, calibrate=calibrate,
     )
     if base_model:
         config.base_model = base_model
     def report(log) -> None:
         typer.echo(
             f"epoch {log.epoch}: train loss {log.train_loss:.3f}, dev macro-F1 {log.dev_macro_f1:.3f}, "
-            f"accuracy {log.dev_accuracy:.3f} ({log.seconds:.0f} s)"
+            f"accuracy {log.dev_accuracy:.3f}"
+            + (f", real-dev macro-F1 {log.real_dev_macro_f1:.3f}" if log.real_dev_macro_f1 is not None else "")
+            + f" ({log.seconds:.0f} s)"
         )
 
     try:
@@ -128,13 +151,13 @@ def train(
             with tempfile.TemporaryDirectory() as scratch:
                 result = run_training(train_file, dev_file, Path(scratch) / output.name, config,
                                       columns=Columns(text_col, label_col), force=True, on_epoch=report,
-                                      train_split=train_split, dev_split=dev_split)
+                                      train_split=train_split, dev_split=dev_split, real_csv=real_csv, real_labels=real_labels)
                 output.parent.mkdir(parents=True, exist_ok=True)
                 pack_compact(result.output_dir, output, base=config.base_model)
         else:
             result = run_training(
                 train_file, dev_file, output, config, columns=Columns(text_col, label_col), force=force, on_epoch=report,
-                train_split=train_split, dev_split=dev_split,
+                train_split=train_split, dev_split=dev_split, real_csv=real_csv, real_labels=real_labels,
             )
     except DisclosureError as err:
         _fail(err)
@@ -149,7 +172,7 @@ def evaluate(
     data: Annotated[Path, typer.Option("--data", help="Labeled data to score (JSONL/CSV/TSV or saved dataset).")],
     model: ModelOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Also write the figures as JSON here.")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Also write the figures as JSON here, and a reliability diagram beside it (NAME.reliability.png).")] = None,
     baseline_train: Annotated[Optional[Path], typer.Option("--baseline-train", help="Training split for the baseline (default: the model's own).")] = None,
     baseline_split: Annotated[Optional[str], typer.Option("--baseline-split", help="Split of --baseline-train when it is a saved DatasetDict.")] = None,
     no_baseline: Annotated[bool, typer.Option("--no-baseline", help="Skip the TF-IDF baseline.")] = False,
@@ -164,8 +187,11 @@ def evaluate(
     from .data import Columns
     from .evaluation import evaluate as run_evaluation, format_report, record_evaluation
 
-    if output and output.exists() and not force:
-        _fail(DisclosureError(f"{output} already exists; pass --force to overwrite it"))
+    for path in (output, output.with_name(output.stem + ".reliability.png")) if output else ():
+        if path.exists() and not force:
+            _fail(DisclosureError(f"{path} already exists; pass --force to overwrite it"))
+        if not path.parent.is_dir():
+            _fail(DisclosureError(f"{path.parent} is not a folder; create it first (nothing was evaluated)"))
     try:
         result = run_evaluation(
             model, data, columns=Columns(text_col, label_col), baseline_train=baseline_train,
@@ -174,8 +200,13 @@ def evaluate(
     except DisclosureError as err:
         _fail(err)
     payload = result.to_dict()
+    diagram = None
     if output:
         output.write_text(json.dumps(payload, indent=2) + "\n")
+        from .calibration import reliability_diagram
+
+        diagram = reliability_diagram(result.calibration, output.with_name(output.stem + ".reliability.png"),
+                                      title=f"{Path(result.model_dir).name} on {Path(data).name}")
     if record:
         record_evaluation(model or Path(result.model_dir), record, result)
     if as_json:
@@ -183,6 +214,10 @@ def evaluate(
         return
     typer.echo(f"data: {data}  model: {result.model_dir}" + (f"  backend: {backend}" if backend != "torch" else ""))
     typer.echo(format_report(result.model))
+    if result.calibration is not None:
+        typer.echo(f"  expected calibration error {result.calibration.ece:.3f} (mean confidence "
+                   f"{result.calibration.mean_confidence:.3f}, accuracy {result.calibration.accuracy:.3f})"
+                   + (f"; reliability diagram: {diagram}" if diagram else ""))
     if result.baseline:
         typer.echo(format_report(result.baseline))
         gain = result.model.macro_f1 - result.baseline.macro_f1
@@ -211,6 +246,7 @@ def annotate(
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing outputs.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     backend: BackendOption = "auto",
+    language: LanguageOption = "mark",
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run of the same command after the last conversations it saved (JSONL/CSV/TSV outputs).")] = False,
     engine: Annotated[str, typer.Option("--engine", help="local: this process; ray: Ray Data on a local or remote Ray cluster (pip install 'disclosure-nlp[ray]'); OUTPUT is then a directory of part files.")] = "local",
     address: Annotated[Optional[str], typer.Option("--address", help="With --engine ray: 'auto' joins the cluster this machine belongs to, 'ray://HOST:10001' a remote one; default: start Ray locally for this run.")] = None,
@@ -229,6 +265,9 @@ def annotate(
     if engine == "ray" and backend not in ("torch", "auto"):
         # Ray actors run torch: "auto" resolved on each node could differ from node to node.
         _fail(DisclosureError("--backend is only supported with --engine local (Ray actors run torch)"))
+    if engine == "ray" and language != "label":
+        _fail(DisclosureError("--engine ray labels every message: pass --language label with it "
+                              "(language screening runs with --engine local)"))
     if engine == "ray":
         _annotate_on_ray(inputs, output, summary=summary, report=report, model=model, input_format=input_format,
                          output_format=output_format, columns=columns, on_error=on_error, rejects=rejects,
@@ -242,6 +281,7 @@ def annotate(
             inputs, output, model=model, format=input_format, output_format=output_format, columns=columns,
             on_error=on_error, rejects=rejects, summary=summary, report=report, report_text=report_text,
             batch_size=batch_size, force=force, progress=not quiet, resume=resume, backend=backend,
+            language=language,
         )
     except DisclosureError as err:
         _fail(err)

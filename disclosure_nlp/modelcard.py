@@ -68,9 +68,32 @@ def render_model_card(name: str, training: dict, metrics: dict) -> str:
         f"max length {config['max_length']} tokens\n"
         f"- Time: {training['seconds']} s on {training['environment']['machine']} ({training['environment']['device']}), "
         f"torch {training['environment']['torch']}, transformers {training['environment']['transformers']}\n",
+    ]
+    real = training.get("real")
+    if real:
+        sections.append(
+            f"- Real training data: {real['train']} sentences of the CL-Aff OffMyChest corpus (Jaidka et al., "
+            f"AffCon @ AAAI 2020; Reddit r/offmychest and r/CasualConversation; CC BY 4.0, credit to its authors), "
+            f"labeled by the disclosure_nlp team to this codebook (two independent passes, then adjudication), "
+            f"each seen {real['weight']}× per epoch; {real['dev']} more (real-dev, other Reddit posts) pick the epoch "
+            f"with the dev set. Only ids and labels ship with the project (`data/real/claff_labels.jsonl`); the text "
+            f"is read from the public CSV.\n"
+        )
+    calibration = training.get("calibration")
+    if calibration:
+        sections.append(
+            f"- Calibration: temperature {calibration['temperature']} fitted on {calibration['fitted_on']} "
+            f"({calibration['n']} messages) and folded into the classification layer, so any loader sees calibrated "
+            f"probabilities; expected calibration error there {calibration['ece_before']:.3f} before, "
+            f"{calibration['ece_after']:.3f} after. Labels are unchanged by it.\n"
+        )
+    sections += [
         "## Metrics\n",
         "### Dev set (used for early stopping, so optimistic)\n\n" + metrics_table(metrics["dev"]) + "\n",
     ]
+    if metrics.get("real_dev"):
+        sections.append("### Real-dev set (CL-Aff sentences; used for early stopping and calibration, so optimistic)\n\n"
+                        + metrics_table(metrics["real_dev"]) + "\n")
     for label, evaluation in metrics.get("evaluations", {}).items():
         sections.append(f"### {label}\n\n" + metrics_table(evaluation["model"]) + "\n")
         if evaluation.get("baseline"):
@@ -80,8 +103,13 @@ def render_model_card(name: str, training: dict, metrics: dict) -> str:
             )
     sections += [
         "## Limits\n",
-        "- English chat messages only; trained on messages written by the project team to its codebook, "
-        "not on a sample of real conversations, so figures on real data will be lower.\n"
+        "- English chat messages only; disclosure_nlp flags other languages instead of labeling them.\n"
+        + ("- Trained on messages written by the project team and on real Reddit sentences; other real registers "
+           "(therapy, support chats, texting) are judged by the external checks in the project's README.\n"
+           if real else
+           "- Trained on messages written by the project team to its codebook, not on a sample of real "
+           "conversations, so figures on real data will be lower.\n")
+        +
         "- One message at a time: context (\"me too\" after a disclosure) is deliberately ignored, as the codebook says.\n"
         "- Messages longer than the model's window are split into windows by disclosure_nlp; plain "
         "`transformers.pipeline` truncates them.\n"

@@ -48,6 +48,12 @@ class TrainConfig:
     their pre-trained meaning, and the shipped model can leave that matrix to the base package."""
     label_smoothing: float = 0.05
     device: str | None = None
+    real_weight: int = 2
+    """How many times each real training sentence is seen per epoch (with ``real_csv``): real
+    sentences are fewer than the team's messages, and they are the text the model must hold on."""
+    calibrate: bool = True
+    """Fit a temperature on held-out data (real-dev when given, else dev) and fold it into the
+    classification layer (see :mod:`.calibration`)."""
 
 
 @dataclass
@@ -57,6 +63,7 @@ class EpochLog:
     dev_macro_f1: float
     dev_accuracy: float
     seconds: float
+    real_dev_macro_f1: float | None = None
 
 
 @dataclass
@@ -69,6 +76,10 @@ class TrainResult:
     seconds: float = 0.0
     train_size: int = 0
     dev_size: int = 0
+    real_dev_report: EvaluationReport | None = None
+    calibration: dict | None = None
+    real: dict | None = None
+    train_labels: list[int] = field(default_factory=list, repr=False)
 
 
 def _sha256(path: Path) -> str | None:
@@ -112,20 +123,25 @@ def _collate(encoded: list[list[int]], labels, batch: list[int], pad_id: int):
     return ids, mask, target
 
 
-def _predict_ids(model, encoded, pad_id, device, batch_size=64):
+def _predict_logits(model, encoded, pad_id, device, batch_size=64):
     import numpy as np
     import torch
 
     from .classifier import length_sorted_batches
 
-    probs = np.zeros((len(encoded), len(LAYERS)), dtype=np.float32)
+    out = np.zeros((len(encoded), len(LAYERS)), dtype=np.float32)
     model.eval()
     with torch.inference_mode():
         for batch in length_sorted_batches([len(e) for e in encoded], batch_size):
             ids, mask, _ = _collate(encoded, None, batch, pad_id)
-            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
-            probs[batch] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
-    return probs
+            out[batch] = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float().cpu().numpy()
+    return out
+
+
+def _predict_ids(model, encoded, pad_id, device, batch_size=64):
+    from .calibration import softmax
+
+    return softmax(_predict_logits(model, encoded, pad_id, device, batch_size))
 
 
 def _report(model, encoded, gold, pad_id, device) -> EvaluationReport:
@@ -133,6 +149,19 @@ def _report(model, encoded, gold, pad_id, device) -> EvaluationReport:
 
     probs = _predict_ids(model, encoded, pad_id, device)
     return compute_report(gold, probs.argmax(axis=1).tolist(), [expected_depth(p) for p in probs])
+
+
+def _load_real(real_csv, real_labels):
+    """Real train and dev sentences (text, label id) joined from the CL-Aff CSV, or empty lists."""
+    if real_csv is None:
+        return [], [], None
+    from .realdata import default_labels_path, load_real
+
+    labels_path = Path(real_labels) if real_labels is not None else default_labels_path()
+    examples = load_real(real_csv, labels_path=labels_path)
+    train = [(x.text, LABEL2ID[x.layer]) for x in examples if x.split == "train"]
+    dev = [(x.text, LABEL2ID[x.layer]) for x in examples if x.split == "dev"]
+    return train, dev, labels_path
 
 
 def train(
@@ -147,12 +176,18 @@ def train(
     on_epoch: Callable[[EpochLog], None] | None = None,
     train_split: str | None = None,
     dev_split: str | None = None,
+    real_csv: str | os.PathLike[str] | None = None,
+    real_labels: str | os.PathLike[str] | None = None,
 ) -> TrainResult:
     """Fine-tune ``config.base_model`` on ``train_path``, pick the best epoch on ``dev_path``.
 
     Either may be a ``datasets`` ``DatasetDict`` saved with ``save_to_disk``: ``train_split``
     defaults to ``train`` and ``dev_split`` to ``validation`` or ``dev``, and ``dev_path=None``
     takes the dev split from ``train_path`` (see :func:`~disclosure_nlp.data.training_sources`).
+    ``real_csv`` is the public CL-Aff OffMyChest CSV: the project's own labels of its sentences
+    (``data/real/claff_labels.jsonl``, or ``real_labels``) are joined with it, real-train joins
+    the training data (``config.real_weight`` times), and the best epoch is the one with the
+    best mean of dev and real-dev macro-F1, so neither kind of text is given up for the other.
     Writes a model directory that ``transformers`` loads directly, with ``metrics.json``,
     ``training.json`` (which records the paths and splits) and a model card. Refuses to
     replace an existing directory unless ``force``.
@@ -168,6 +203,7 @@ def train(
     train_source, dev_source = training_sources(train_path, dev_path, train_split=train_split, dev_split=dev_split)
     train_set = load_labeled(train_source.path, columns, split=train_source.split)
     dev_set = load_labeled(dev_source.path, columns, split=dev_source.split)
+    real_train, real_dev, real_labels_path = _load_real(real_csv, real_labels)
     base_dir = base_model_path(config.base_model)
 
     import torch
@@ -199,6 +235,13 @@ def train(
 
     train_ids, dev_ids = encode(train_set["text"]), encode(dev_set["text"])
     train_labels, dev_labels = list(train_set["label"]), list(dev_set["label"])
+    if real_train:
+        real_ids = encode([t for t, _ in real_train])
+        for _ in range(config.real_weight):
+            train_ids += real_ids
+            train_labels += [y for _, y in real_train]
+    real_dev_ids = encode([t for t, _ in real_dev]) if real_dev else []
+    real_dev_labels = [y for _, y in real_dev]
     pad_id = tokenizer.pad_token_id or 0
     rng = random.Random(config.seed)
     steps_per_epoch = -(-len(train_ids) // config.batch_size)
@@ -210,6 +253,7 @@ def train(
 
     history: list[EpochLog] = []
     best_f1, best_epoch, best_state, best_report, stale = -1.0, 0, None, None, 0
+    best_real_report = None
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     bar = Progress(
@@ -238,19 +282,25 @@ def train(
                 running += loss.item()
                 bar.update(task, advance=1, loss=running / step)
             report = _report(model, dev_ids, dev_labels, pad_id, device)
-            log = EpochLog(epoch, running / steps_per_epoch, report.macro_f1, report.accuracy, time.perf_counter() - epoch_start)
+            real_report = _report(model, real_dev_ids, real_dev_labels, pad_id, device) if real_dev_ids else None
+            score = report.macro_f1 if real_report is None else (report.macro_f1 + real_report.macro_f1) / 2
+            log = EpochLog(epoch, running / steps_per_epoch, report.macro_f1, report.accuracy, time.perf_counter() - epoch_start,
+                           real_dev_macro_f1=None if real_report is None else real_report.macro_f1)
             history.append(log)
             bar.update(task, description=f"epoch {epoch}/{config.epochs} dev macro-F1 {report.macro_f1:.3f}")
             if on_epoch:
                 on_epoch(log)
-            if report.macro_f1 > best_f1:
-                best_f1, best_epoch, best_report, stale = report.macro_f1, epoch, report, 0
+            if score > best_f1:
+                best_f1, best_epoch, best_report, stale = score, epoch, report, 0
+                best_real_report = real_report
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             else:
                 stale += 1
                 if stale >= config.patience:
                     break
     model.load_state_dict(best_state)
+    calibration = _calibrate(model, real_dev_ids or dev_ids, real_dev_labels or dev_labels, pad_id, device,
+                             "real-dev" if real_dev_ids else "dev") if config.calibrate else None
     elapsed = time.perf_counter() - started
     result = TrainResult(
         output_dir=target,
@@ -261,9 +311,27 @@ def train(
         seconds=elapsed,
         train_size=len(train_ids),
         dev_size=len(dev_ids),
+        real_dev_report=best_real_report,
+        calibration=calibration,
+        train_labels=train_labels,
+        real={"csv": str(real_csv), "labels": str(real_labels_path), "train": len(real_train), "dev": len(real_dev),
+              "weight": config.real_weight} if real_csv is not None else None,
     )
     _write_model_dir(model, tokenizer, result, train_source, dev_source, train_set, force=force)
     return result
+
+
+def _calibrate(model, encoded, gold, pad_id, device, name: str) -> dict:
+    """Fit a temperature on held-out data and fold it into the model; returns the record."""
+    from .calibration import calibration_report, fit_temperature, fold_temperature, softmax
+
+    logits = _predict_logits(model, encoded, pad_id, device)
+    before = calibration_report(softmax(logits), gold)
+    temperature = fit_temperature(logits, gold)
+    fold_temperature(model, temperature)
+    after = calibration_report(softmax(_predict_logits(model, encoded, pad_id, device)), gold)
+    return {"method": "temperature", "temperature": round(temperature, 4), "fitted_on": name, "n": len(gold),
+            "ece_before": round(before.ece, 4), "ece_after": round(after.ece, 4)}
 
 
 def _write_model_dir(model, tokenizer, result: TrainResult, train_source: Source, dev_source: Source, train_set, *, force: bool) -> None:
@@ -282,8 +350,10 @@ def _write_model_dir(model, tokenizer, result: TrainResult, train_source: Source
         registers: dict[str, int] = {}
         for name in train_set["register"]:
             registers[name or "(none)"] = registers.get(name or "(none)", 0) + 1
+        if result.real:
+            registers["claff_offmychest (real, CC BY 4.0)"] = result.real["train"] * result.real["weight"]
         layer_counts = {LAYERS[i]: 0 for i in range(len(LAYERS))}
-        for label in train_set["label"]:
+        for label in result.train_labels:
             layer_counts[LAYERS[label]] += 1
         training = {
             "config": asdict(result.config),
@@ -291,6 +361,8 @@ def _write_model_dir(model, tokenizer, result: TrainResult, train_source: Source
                       "rows": result.train_size, "layers": layer_counts, "registers": registers},
             "dev": {"path": str(dev_source.path), "split": dev_source.split, "sha256": _sha256(dev_source.path),
                     "rows": result.dev_size},
+            "real": result.real,
+            "calibration": result.calibration,
             "best_epoch": result.best_epoch,
             "history": [asdict(h) for h in result.history],
             "seconds": round(result.seconds, 1),
@@ -303,6 +375,10 @@ def _write_model_dir(model, tokenizer, result: TrainResult, train_source: Source
             },
         }
         metrics = {"dev": result.dev_report.to_dict()}
+        if result.real_dev_report is not None:
+            metrics["real_dev"] = result.real_dev_report.to_dict()
+        if result.calibration is not None:
+            metrics["calibration"] = result.calibration
         (staging / "training.json").write_text(json.dumps(training, indent=2) + "\n")
         (staging / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
         (staging / "README.md").write_text(render_model_card(target.name, training, metrics))
