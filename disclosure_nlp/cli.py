@@ -50,7 +50,7 @@ def _fail(err: Exception) -> None:
     raise typer.Exit(code=2)
 
 
-LanguageOption = Annotated[str, typer.Option("--language", help="What to do with a message not in English (the model knows English only): mark = keep it with its language code and no layer (default); reject = report it in the rejects file; label = label it anyway.")]
+LanguageOption = Annotated[str, typer.Option("--language", help="What to do with a message not in English (the model knows English only): mark = keep it with its language code and no layer (default); reject = report it in the rejects file; label = label it anyway. --engine ray does not screen yet: it labels every message.")]
 
 
 @app.command()
@@ -265,9 +265,6 @@ def annotate(
     if engine == "ray" and backend not in ("torch", "auto"):
         # Ray actors run torch: "auto" resolved on each node could differ from node to node.
         _fail(DisclosureError("--backend is only supported with --engine local (Ray actors run torch)"))
-    if engine == "ray" and language != "label":
-        _fail(DisclosureError("--engine ray labels every message: pass --language label with it "
-                              "(language screening runs with --engine local)"))
     if engine == "ray":
         _annotate_on_ray(inputs, output, summary=summary, report=report, model=model, input_format=input_format,
                          output_format=output_format, columns=columns, on_error=on_error, rejects=rejects,
