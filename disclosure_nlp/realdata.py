@@ -10,7 +10,6 @@ with the file and the first bad id, before anything is written.
 from __future__ import annotations
 
 import csv
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,29 +107,23 @@ def read_labels(path: str | Path) -> list[RealLabel]:
     path = Path(path)
     if not path.is_file():
         raise DataError("no such labels file", path=path)
+    from .data import _iter_jsonl  # one record per line, decoded and checked as every JSONL input
+
     labels: list[RealLabel] = []
     seen: set[str] = set()
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataError(f"not valid JSON ({err.msg})", path=path, line=number) from None
-            if not isinstance(record, dict):
-                raise DataError("expected a JSON object", path=path, line=number)
-            for field in ("sentenceid", "post", "layer", "split"):
-                if not isinstance(record.get(field), str) or not record[field]:
-                    raise DataError("missing or not a string", path=path, line=number, field=field)
-            if record["layer"] not in LAYERS:
-                raise DataError(f"unknown layer {record['layer']!r}; expected one of {', '.join(LAYERS)}", path=path, line=number, field="layer")
-            if record["split"] not in REAL_SPLITS:
-                raise DataError(f"unknown split {record['split']!r}; expected one of {', '.join(REAL_SPLITS)}", path=path, line=number, field="split")
-            if record["sentenceid"] in seen:
-                raise DataError(f"sentence id {record['sentenceid']} appears twice", path=path, line=number, field="sentenceid")
-            seen.add(record["sentenceid"])
-            labels.append(RealLabel(record["sentenceid"], record["post"], record["layer"], record["split"]))
+    for row in _iter_jsonl(path):
+        number, record = row.line, row.record
+        for field in ("sentenceid", "post", "layer", "split"):
+            if not isinstance(record.get(field), str) or not record[field]:
+                raise DataError("missing or not a string", path=path, line=number, field=field)
+        if record["layer"] not in LAYERS:
+            raise DataError(f"unknown layer {record['layer']!r}; expected one of {', '.join(LAYERS)}", path=path, line=number, field="layer")
+        if record["split"] not in REAL_SPLITS:
+            raise DataError(f"unknown split {record['split']!r}; expected one of {', '.join(REAL_SPLITS)}", path=path, line=number, field="split")
+        if record["sentenceid"] in seen:
+            raise DataError(f"sentence id {record['sentenceid']} appears twice", path=path, line=number, field="sentenceid")
+        seen.add(record["sentenceid"])
+        labels.append(RealLabel(record["sentenceid"], record["post"], record["layer"], record["split"]))
     return labels
 
 
