@@ -50,7 +50,7 @@ def _fail(err: Exception) -> None:
     raise typer.Exit(code=2)
 
 
-LanguageOption = Annotated[str, typer.Option("--language", help="What to do with a message not in English (the model knows English only): mark = keep it with its language code and no layer (default); reject = report it in the rejects file; label = label it anyway. --engine ray does not screen yet: it labels every message.")]
+LanguageOption = Annotated[str, typer.Option("--language", help="What to do with a message not in English (the model knows English only): mark = keep it with its language code and no layer (default); reject = report it in the rejects file; label = label it anyway. --engine ray takes mark or label.")]
 
 
 @app.command()
@@ -269,7 +269,7 @@ def annotate(
         _annotate_on_ray(inputs, output, summary=summary, report=report, model=model, input_format=input_format,
                          output_format=output_format, columns=columns, on_error=on_error, rejects=rejects,
                          batch_size=batch_size, force=force, quiet=quiet, resume=resume, address=address,
-                         num_actors=num_actors)
+                         num_actors=num_actors, language=language)
         return
     if address is not None or num_actors != 1:
         _fail(DisclosureError("--address and --num-actors need --engine ray"))
@@ -297,7 +297,7 @@ def annotate(
 
 
 def _annotate_on_ray(inputs, output, *, summary, report, model, input_format, output_format, columns, on_error,
-                     rejects, batch_size, force, quiet, resume, address, num_actors) -> None:
+                     rejects, batch_size, force, quiet, resume, address, num_actors, language) -> None:
     """``annotate --engine ray``: the same rows as the local engine, computed on Ray Data."""
     from .ray_engine import RayOptions, annotate_ray, require_ray
 
@@ -309,14 +309,15 @@ def _annotate_on_ray(inputs, output, *, summary, report, model, input_format, ou
 
     inputs, output = [uri(p) for p in inputs], uri(output)
     unsupported = [name for name, used in (("--report", report is not None), ("--on-error skip", on_error == "skip"),
-                                           ("--rejects", rejects is not None), ("--resume", resume)) if used]
+                                           ("--rejects", rejects is not None), ("--resume", resume),
+                                           ("--language reject", language == "reject")) if used]
     try:
         if unsupported:
             raise DisclosureError(f"{', '.join(unsupported)}: not available with --engine ray; use --engine local")
         require_ray()
         stats = annotate_ray(
             inputs, output, model=model, format=input_format, output_format=output_format, columns=columns,
-            summary=summary, batch_size=batch_size, force=force,
+            summary=summary, batch_size=batch_size, force=force, language=language,
             options=RayOptions(address=address, num_actors=num_actors, progress=not quiet),
         )
     except DisclosureError as err:

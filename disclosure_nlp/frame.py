@@ -343,9 +343,11 @@ def annotate_group(
     default_conversation: str = "frame",
     row_names: Sequence[str] | None = None,
     permutations: int = 1000,
+    languages: Sequence[str] | None = None,
 ) -> tuple["pd.DataFrame", dict[str, dict[str, Any]]]:
     """Annotate rows whose class probabilities are already known (one row of ``probabilities``
-    per row of ``df``); returns the annotated frame and the figures per conversation.
+    per row of ``df``, ``None`` for a row left unlabeled, such as one not in English, whose code
+    ``languages`` then gives); returns the annotated frame and the figures per conversation.
 
     This is the step the Ray engine runs once per conversation after distributed inference, so
     that it produces exactly what :func:`annotate_frame` and the CLI produce.
@@ -353,5 +355,5 @@ def annotate_group(
     messages = frame_messages(df, columns, source=source, default_conversation=default_conversation, row_names=row_names)
     if len(probabilities) != len(messages):
         raise ValueError(f"{len(probabilities)} probability rows for {len(messages)} messages")
-    annotation, figures = _label(messages, probabilities, permutations)
+    annotation, figures = _label(messages, probabilities, permutations, languages)
     return _with_annotation(df, annotation), figures

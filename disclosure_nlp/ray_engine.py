@@ -58,7 +58,8 @@ RAY_INSTALL_HINT = (
     "(or use the default --engine local)"
 )
 INTERNAL = "__dnlp_"
-SOURCE, STEM, FILE, UID, KEY, FIGURES = (INTERNAL + name for name in ("source", "stem", "file", "uid", "key", "figures"))
+SOURCE, STEM, FILE, UID, KEY, FIGURES, LANGUAGE, FOREIGN = (
+    INTERNAL + name for name in ("source", "stem", "file", "uid", "key", "figures", "language", "foreign"))
 PROBS = tuple(f"{INTERNAL}p{i}" for i in range(4))
 INPUT_FORMATS = {
     ".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl",
@@ -180,7 +181,8 @@ def _user_columns(frame) -> list[str]:
 class _Classify:
     """The actor: loads the model once, then adds class probabilities and the group key."""
 
-    def __init__(self, payload, columns: ColumnMap, batch_size: int, backend: str = "torch") -> None:
+    def __init__(self, payload, columns: ColumnMap, batch_size: int, backend: str = "torch",
+                 language: str = "mark") -> None:
         import ray
 
         from .classifier import DisclosureClassifier
@@ -199,6 +201,7 @@ class _Classify:
             shutil.rmtree(folder, ignore_errors=True)
         self.columns = columns
         self.batch_size = batch_size
+        self.language = language
 
     def __call__(self, batch):
         from .frame import frame_messages
@@ -219,10 +222,22 @@ class _Classify:
             for position, message in zip(positions, messages):
                 keys[position] = f"{source}\x1f{message.conversation_id}"
                 texts[position] = message.text
-        probabilities = self.classifier.predict_proba(texts, batch_size=self.batch_size)
+        import numpy as np
+
+        from .language import detect_language
+
+        # The same screen as the local engine: a message not in English keeps its row, with its
+        # language code and no probabilities (NaN here, None once grouped), unless told to label.
+        guesses = [detect_language(text) for text in texts]
+        todo = [i for i, g in enumerate(guesses) if g.supported or self.language == "label"]
+        probabilities = np.full((len(texts), len(PROBS)), np.nan)
+        if todo:
+            probabilities[todo] = self.classifier.predict_proba([texts[i] for i in todo], batch_size=self.batch_size)
         out = batch.copy()
         for index, name in enumerate(PROBS):
             out[name] = probabilities[:, index].astype("float64")
+        out[LANGUAGE] = [g.code for g in guesses]
+        out[FOREIGN] = [not g.supported for g in guesses]
         out[KEY] = keys
         return out
 
@@ -275,15 +290,21 @@ def _label_group(group, *, columns: ColumnMap, permutations: int, restore_times:
     group = group.sort_values(UID, kind="stable").reset_index(drop=True)
     source, stem = str(group[SOURCE].iloc[0]), str(group[STEM].iloc[0])
     users = group[_user_columns(group)]
+    # Arrow may turn the NaN of an unlabeled row into a null (pd.NA): both mean "no probabilities".
+    import pandas as pd
+
+    probabilities = [None if any(pd.isna(p) for p in row) else [float(p) for p in row]
+                     for row in group[list(PROBS)].astype(object).to_numpy().tolist()]
     annotated, figures = annotate_group(
-        users, group[list(PROBS)].to_numpy(), columns, source=source, default_conversation=stem,
-        row_names=_row_names(users, columns), permutations=permutations,
+        users, probabilities, columns, source=source, default_conversation=stem,
+        row_names=_row_names(users, columns), permutations=permutations, languages=group[LANGUAGE].tolist(),
     )
     if restore_times:
         _restore_times(annotated)
     _nested(annotated, nested_as_json)
     annotated[FILE] = group[FILE].to_numpy()
     annotated[UID] = group[UID].to_numpy()
+    annotated[FOREIGN] = group[FOREIGN].to_numpy()
     (only,) = figures.values()
     annotated[FIGURES] = [json.dumps(only, ensure_ascii=False)] + [None] * (len(annotated) - 1)
     return annotated
@@ -380,6 +401,7 @@ def annotate_ray(
     permutations: int = 1000,
     force: bool = False,
     backend: str = "torch",
+    language: str = "mark",
     options: RayOptions = RayOptions(),
 ) -> AnnotationSummary:
     """Label every message of ``inputs`` on Ray and write the annotated rows under ``output``.
@@ -390,6 +412,8 @@ def annotate_ray(
     running Ray instance when there is one (``ray.init`` already called), else starts or joins
     one as ``options.address`` says and shuts it down at the end. ``backend`` is passed to
     :meth:`DisclosureClassifier.load` in every actor (``onnx`` exports once per node's cache).
+    ``language`` is ``mark`` (a message not in English keeps its row and language code, with no
+    layer, as locally) or ``label``; ``reject`` needs a rejects file, which Ray does not write.
     """
     from .outputs import write_json_atomic
 
@@ -399,6 +423,9 @@ def annotate_ray(
     require_backend(backend)  # a wrong name or a missing onnx extra fails here, not in every actor
     if options.num_actors < 1:
         raise DisclosureError("--num-actors must be at least 1")
+    if language not in ("mark", "label"):
+        raise DisclosureError(f"--language {language}: not available with --engine ray (it writes no rejects "
+                              "file); use mark or label, or --engine local")
     items = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
     fmt, files = _input_files(items, format)
     out_fmt = _output_format(str(output), output_format)
@@ -430,7 +457,7 @@ def annotate_ray(
     try:
         with _restored_context():
             return _run(ray, fmt, files, out_fmt, target, local_target, payload, columns, summary, batch_size,
-                        permutations, force, backend, options, started, write_json_atomic)
+                        permutations, force, backend, language, options, started, write_json_atomic)
     finally:
         if we_started:
             ray.shutdown()
@@ -455,7 +482,8 @@ def _restored_context():
 
 
 def _run(ray, fmt, files, out_fmt, target, local_target, payload, columns, summary, batch_size, permutations,
-         force, backend: str, options: RayOptions, started: float, write_json_atomic) -> AnnotationSummary:
+         force, backend: str, language: str, options: RayOptions, started: float,
+         write_json_atomic) -> AnnotationSummary:
     from ray.data import ActorPoolStrategy, DataContext
 
     context = DataContext.get_current()
@@ -481,7 +509,7 @@ def _run(ray, fmt, files, out_fmt, target, local_target, payload, columns, summa
         _Classify,
         # The reference travels inside a tuple: a top-level ObjectRef argument makes Ray warn
         # about actor restarts on every run, and Ray Data would not dereference it anyway.
-        fn_constructor_args=((ray.put(payload),), columns, batch_size, backend),
+        fn_constructor_args=((ray.put(payload),), columns, batch_size, backend, language),
         batch_size=options.rows_per_batch,
         batch_format="pandas",
         compute=ActorPoolStrategy(size=options.num_actors),
@@ -498,8 +526,10 @@ def _run(ray, fmt, files, out_fmt, target, local_target, payload, columns, summa
         ds = ds.sort([FILE, UID]).materialize()
         figures = [json.loads(row[FIGURES]) for row in ds.select_columns([FIGURES]).iter_rows() if row[FIGURES]]
         written = ds.count()
-        rows = ds.drop_columns([FILE, UID, FIGURES])
-        stats = AnnotationSummary(read=written, written=written, conversations=len(figures), output=target)
+        foreign = int(ds.sum(FOREIGN) or 0) if written else 0
+        rows = ds.drop_columns([FILE, UID, FIGURES, FOREIGN])
+        stats = AnnotationSummary(read=written, written=written, conversations=len(figures), output=target,
+                                  not_english=foreign)
         if local_target:
             final = Path(target)
             staging = final.with_name(f".{final.name}.{secrets.token_hex(4)}.partial")

@@ -189,9 +189,10 @@ def test_cli_and_annotate_frame_agree_with_the_real_model(tmp_path: Path, tiny_m
     # Both with their defaults (backend auto), as a user calls them: the same values exactly.
     frame = annotate_frame(pd.read_csv(source), model=tiny_model)
     pd.testing.assert_frame_equal(normalised(pd.read_parquet(out)), normalised(frame), check_exact=True)
-    # And a classifier passed in (here torch) is the one used, within fp32 noise of the default.
+    # And a classifier passed in (here torch) is the one used, within fp32 noise of the default:
+    # values are rounded to 4 places, so that noise can flip the last digit (one unit, 1e-4).
     torch_frame = annotate_frame(pd.read_csv(source), classifier=DisclosureClassifier.load(tiny_model, backend="torch"))
-    pd.testing.assert_frame_equal(normalised(torch_frame), normalised(frame), atol=1e-5, rtol=0)
+    pd.testing.assert_frame_equal(normalised(torch_frame), normalised(frame), atol=1.5e-4, rtol=0)
 
 
 def test_annotate_group_uses_given_probabilities() -> None:

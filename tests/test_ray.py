@@ -41,7 +41,8 @@ def test_without_ray_the_engine_says_how_to_install_it(tmp_path: Path, monkeypat
 @pytest.mark.parametrize(
     ("extra", "named"),
     [(["--report", "r.html"], "--report"), (["--on-error", "skip"], "--on-error skip"), (["--resume"], "--resume"),
-     (["--backend", "onnx"], "--backend"), (["--backend", "onnx-fp32"], "--backend")],
+     (["--backend", "onnx"], "--backend"), (["--backend", "onnx-fp32"], "--backend"),
+     (["--language", "reject"], "--language reject")],
 )
 def test_options_the_ray_engine_does_not_offer_are_refused_up_front(tmp_path: Path, extra, named) -> None:
     result = runner.invoke(app, ["annotate", str(SAMPLES), "-o", str(tmp_path / "o.jsonl"), "--engine", "ray", *extra])
@@ -70,10 +71,10 @@ def local_ray():
 
 
 def assert_same(got, expected, where: str = "") -> None:
-    """Equal, floats within 1e-4: batches of other sizes may move the last float bits, which
-    can flip the 4th rounded digit."""
+    """Equal, floats within one unit of the 4th rounded digit (1e-4, plus the float error of
+    that difference): batches of other sizes may move the last float bits, which can flip it."""
     if isinstance(expected, float) and isinstance(got, (int, float)):
-        assert got == pytest.approx(expected, abs=1e-4), where
+        assert got == pytest.approx(expected, abs=1.5e-4), where
     elif isinstance(expected, dict):
         assert isinstance(got, dict) and list(got) == list(expected), where
         for key in expected:
@@ -139,6 +140,32 @@ def test_several_files_keep_their_own_conversations(local_ray, tiny_model: Path,
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("policy", ["mark", "label"])
+def test_ray_engine_screens_languages_as_the_local_engine_does(local_ray, tiny_model: Path, tmp_path: Path,
+                                                              policy: str) -> None:
+    from disclosure_nlp.ray_engine import annotate_ray
+
+    lines = [json.loads(line) for line in SAMPLES.read_text(encoding="utf-8").splitlines()[:30]]
+    foreign = {3: "Ayer mi padre murió y no sé cómo decírselo a mis hijos, estoy destrozada por dentro.",
+               7: "Ich habe seit Monaten niemandem erzählt, dass ich meine Arbeit verloren habe und Angst habe."}
+    for index, text in foreign.items():
+        lines[index]["text"] = text
+    source = tmp_path / "mixed.jsonl"
+    source.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in lines), encoding="utf-8")
+    local = annotate(source, tmp_path / "local.jsonl", model=tiny_model, summary=tmp_path / "local.json", language=policy)
+    stats = annotate_ray(source, tmp_path / "ray.jsonl", model=tiny_model, summary=tmp_path / "ray.json", language=policy)
+    expected, got = read_rows(tmp_path / "local.jsonl"), read_rows(tmp_path / "ray.jsonl")
+    assert [got[i]["language"] for i in foreign] == ["es", "de"]
+    if policy == "mark":
+        assert all(got[i]["layer"] is None and got[i]["depth"] is None for i in foreign)
+    else:
+        assert all(got[i]["layer"] is not None for i in foreign)
+    assert_same(got, expected)
+    assert stats.not_english == local.not_english == 2
+    assert_same(json.loads((tmp_path / "ray.json").read_text()), json.loads((tmp_path / "local.json").read_text()))
+
+
+@pytest.mark.slow
 def test_ray_engine_csv_in_parquet_out_through_the_cli(local_ray, tiny_model: Path, tmp_path: Path) -> None:
     pd = pytest.importorskip("pandas")
     records = [json.loads(line) for line in SAMPLES.read_text(encoding="utf-8").splitlines()][:60]
@@ -160,7 +187,7 @@ def test_ray_engine_csv_in_parquet_out_through_the_cli(local_ray, tiny_model: Pa
     assert list(got["id"]) == list(expected["id"]) == list(table["id"])
     for name in expected.columns:
         if expected[name].dtype.kind == "f":
-            assert got[name].to_numpy() == pytest.approx(expected[name].to_numpy(), abs=1e-4, nan_ok=True), name
+            assert got[name].to_numpy() == pytest.approx(expected[name].to_numpy(), abs=1.5e-4, nan_ok=True), name
         else:
             assert [None if pd.isna(v) else v for v in got[name]] == [None if pd.isna(v) else v for v in expected[name]], name
     again = runner.invoke(app, args)
