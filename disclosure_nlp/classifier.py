@@ -158,7 +158,11 @@ class DisclosureClassifier:
 
         hf_logging.set_verbosity_error()
         hf_logging.disable_progress_bar()
-        tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True, trust_remote_code=False)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True, trust_remote_code=False)
+        except (ValueError, KeyError, OSError) as err:  # e.g. a model_type transformers does not know
+            raise ModelError(f"{directory / 'config.json'}: transformers cannot load this model "
+                             f"({str(err).splitlines()[0][:200]})") from None
         limit = max_length or min(int(getattr(tokenizer, "model_max_length", DEFAULT_MAX_LENGTH)), DEFAULT_MAX_LENGTH)
 
         import torch
@@ -172,10 +176,14 @@ class DisclosureClassifier:
         # attention falls from 11 % of the forward pass to 8 % with the copies it adds. Outputs
         # agree within 1e-5. On a GPU the fused kernel is the faster one.
         attention = "eager" if str(device).startswith("cpu") else None
-        model = AutoModelForSequenceClassification.from_pretrained(
-            directory, local_files_only=True, trust_remote_code=False, use_safetensors=True,
-            **({"attn_implementation": attention} if attention else {}),
-        )
+        try:
+            model = AutoModelForSequenceClassification.from_pretrained(
+                directory, local_files_only=True, trust_remote_code=False, use_safetensors=True,
+                **({"attn_implementation": attention} if attention else {}),
+            )
+        except (ValueError, KeyError, OSError, RuntimeError) as err:
+            raise ModelError(f"{directory / 'config.json'}: transformers cannot load this model "
+                             f"({str(err).splitlines()[0][:200] if str(err) else type(err).__name__})") from None
         model.eval()
         model.to(device)
         runner = load_backend(chosen, directory, model=model, threads=threads)

@@ -70,24 +70,62 @@ def enforce_offline() -> None:
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 
-def base_model_path(name: str | os.PathLike[str] = DEFAULT_BASE_PACKAGE) -> Path:
-    """Resolve a base model given as a directory or as the name of a package that ships one."""
-    candidate = Path(name)
-    if candidate.is_dir():
-        return candidate
-    module_name = _PACKAGE_MODULES.get(str(name), str(name).replace("-", "_"))
+def _site_dirs() -> list[Path]:
+    """The folders installed packages live in (system, virtual environment and user)."""
+    import site
+    import sysconfig
+
+    found = {sysconfig.get_paths()[key] for key in ("purelib", "platlib")}
+    found.update(getattr(site, "getsitepackages", lambda: [])())
+    user = getattr(site, "getusersitepackages", lambda: None)()
+    if user:
+        found.add(user)
+    return [Path(p).resolve() for p in found if p]
+
+
+def _package_model_dir(name: str, where: str) -> Path:
+    """The model folder a known base package ships, found without importing (running) it.
+
+    Only names on :data:`_PACKAGE_MODULES` are accepted, and the package must sit in
+    site-packages: a name read from a model folder is untrusted, and importing an arbitrary
+    module (or a planted ``.py`` in the current directory) would run its code.
+    """
+    import importlib.util
+
+    module_name = _PACKAGE_MODULES.get(name)
+    if module_name is None:
+        raise ModelError(f"{where}: base model {name!r} is not a known base package "
+                         f"(known: {', '.join(sorted(_PACKAGE_MODULES))})")
     try:
-        module = __import__(module_name)
-    except ImportError:
-        raise ModelError(
-            f"base model '{name}' is neither a directory nor an installed package that ships "
-            f"model weights (try '{DEFAULT_BASE_PACKAGE}')"
-        ) from None
-    getter = getattr(module, "get_model_path", None)
-    path = Path(getter()) if getter else Path(module.__file__).parent / "model"
-    if not (path / "config.json").exists():
-        raise ModelError(f"package '{name}' has no model directory at {path}")
+        spec = importlib.util.find_spec(module_name)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or not spec.origin:
+        raise ModelError(f"{where}: base model package {name!r} is not installed "
+                         f"(pip install {name})")
+    package = Path(spec.origin).resolve().parent
+    if not any(package.is_relative_to(site) for site in _site_dirs()):
+        raise ModelError(f"{where}: module {module_name} resolves to {package}, outside site-packages; "
+                         "refusing it as the base model (a file there could run code)")
+    path = package / "model"
+    if not (path / "config.json").is_file():
+        raise ModelError(f"{where}: package {name!r} has no model directory at {path}")
     return path
+
+
+def base_model_path(name: str | os.PathLike[str] = DEFAULT_BASE_PACKAGE, *, source: str | os.PathLike[str] | None = None) -> Path:
+    """Resolve a base model given as a directory or as the name of a package that ships one.
+
+    ``source`` names the file the name was read from (a compact model's ``base_weights.json``):
+    such a name is data from whoever made the folder, so it must be a known package, never a
+    directory.
+    """
+    where = str(source) if source is not None else "base model"
+    if not isinstance(name, (str, os.PathLike)):
+        raise ModelError(f"{where}: field 'base' must be a package name, not {type(name).__name__}")
+    if source is None and Path(name).is_dir():
+        return Path(name)
+    return _package_model_dir(str(name), where)
 
 
 def default_model_dir() -> Path:
@@ -125,6 +163,7 @@ def check_model_dir(path: str | os.PathLike[str]) -> Path:
     if not (directory / "config.json").exists():
         raise ModelError(f"{directory}: no config.json, so this is not a model directory")
     if (directory / FULL_WEIGHTS).exists() or is_compact(directory):
+        check_model_files(directory)
         return directory
     pickled = [name for name in PICKLED_WEIGHTS if (directory / name).exists()]
     if pickled:
@@ -134,6 +173,68 @@ def check_model_dir(path: str | os.PathLike[str]) -> Path:
             "transformers (save_pretrained(..., safe_serialization=True)) from a source you trust."
         )
     raise ModelError(f"{directory}: no model.safetensors")
+
+
+def read_json_file(path: Path, *, kind: type = dict) -> object:
+    """A JSON file of a model folder, or a ModelError naming it (never a traceback)."""
+    try:
+        value = json.loads(path.read_bytes().decode("utf-8"))
+    except FileNotFoundError:
+        raise ModelError(f"{path}: missing; the model folder is incomplete") from None
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as err:
+        raise ModelError(f"{path}: not a readable JSON file ({str(err)[:120]})") from None
+    if not isinstance(value, kind):
+        raise ModelError(f"{path}: expected a JSON {kind.__name__}, found {type(value).__name__}")
+    return value
+
+
+def _check_safetensors(path: Path) -> None:
+    """Read the header by hand (8-byte length, JSON, offsets within the file): the safetensors
+    library would import torch here, which the ONNX path never loads."""
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as handle:
+            length = int.from_bytes(handle.read(8), "little")
+            if size < 8 or length > size - 8 or length > 100 * 1024 * 1024:
+                raise ValueError("its header is cut off")
+            header = json.loads(handle.read(length).decode("utf-8"))
+        if not isinstance(header, dict):
+            raise ValueError("its header is not a JSON object")
+        body = size - 8 - length
+        for name, entry in header.items():
+            if name == "__metadata__":
+                continue
+            start, end = entry["data_offsets"]
+            if not (isinstance(start, int) and isinstance(end, int) and 0 <= start <= end <= body):
+                raise ValueError(f"tensor {name!r} lies outside the file")
+    except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError, RecursionError) as err:
+        raise ModelError(f"{path}: not a readable safetensors file ({str(err)[:120]})") from None
+
+
+def check_model_files(directory: Path) -> None:
+    """Refuse, before any labeling, a folder missing a file it needs or holding one that fails
+    to parse: a missing ``tokenizer.json`` once made transformers fall back to a tokenizer that
+    maps every word to ``[UNK]``, which labels wrongly and quietly."""
+    config = read_json_file(directory / "config.json")
+    if not isinstance(config.get("model_type"), str):  # type: ignore[union-attr]
+        raise ModelError(f"{directory / 'config.json'}: no 'model_type'")
+    labels = config.get("id2label")  # type: ignore[union-attr]
+    if not isinstance(labels, dict) or not labels:
+        raise ModelError(f"{directory / 'config.json'}: no 'id2label' mapping of class ids to layer names")
+    tokenizer = directory / "tokenizer.json"
+    if not tokenizer.is_file():
+        raise ModelError(f"{tokenizer}: missing; the model folder needs its fast tokenizer file")
+    try:
+        from tokenizers import Tokenizer
+
+        Tokenizer.from_file(str(tokenizer))
+    except Exception as err:  # tokenizers raises a bare Exception for a bad file
+        raise ModelError(f"{tokenizer}: not a readable tokenizer file ({str(err)[:120]})") from None
+    if (directory / FULL_WEIGHTS).exists():
+        _check_safetensors(directory / FULL_WEIGHTS)
+    else:
+        read_json_file(directory / COMPACT_SPEC)
+        _check_safetensors(directory / COMPACT_WEIGHTS)
 
 
 def _tensor_digest(tensor) -> str:
@@ -261,11 +362,23 @@ def _int8_difference(tensor, reference):
 
 
 def _materialize(compact: Path, target: Path) -> None:
+    try:
+        _rebuild(compact, target)
+    except ModelError:
+        raise
+    except Exception as err:  # safetensors raises its own SafetensorError for a missing tensor
+        if isinstance(err, OSError) and not type(err).__module__.startswith("safetensors"):
+            raise  # a full disk or a permission: not the model's fault, report it as such
+        raise ModelError(f"{compact / COMPACT_SPEC}: does not describe {compact / COMPACT_WEIGHTS} "
+                         f"({type(err).__name__}: {str(err)[:120]}); the model folder is damaged") from None
+
+
+def _rebuild(compact: Path, target: Path) -> None:
     import torch
     from safetensors import safe_open
     from safetensors.torch import load_file, save_file
 
-    spec = json.loads((compact / COMPACT_SPEC).read_text())
+    spec = read_json_file(compact / COMPACT_SPEC)
     stored = load_file(str(compact / COMPACT_WEIGHTS))
     deltas = spec.get("deltas", {})
     parts = {name + suffix for name in deltas for suffix in (DELTA_INT8, DELTA_SCALE)}
@@ -277,7 +390,7 @@ def _materialize(compact: Path, target: Path) -> None:
         for name, tensor in stored.items()
         if name not in parts
     }
-    base_dir = base_model_path(spec["base"])
+    base_dir = base_model_path(spec.get("base"), source=compact / COMPACT_SPEC)
 
     def base_tensor(base_file, entry):
         tensor = base_file.get_tensor(entry["base_name"])
