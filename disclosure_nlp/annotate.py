@@ -477,6 +477,7 @@ def annotate(
     from .outputs import (
         RESUMABLE_FORMATS,
         OutputError,
+        check_output_paths,
         checkpoint_path,
         open_output,
         open_resumable,
@@ -510,6 +511,11 @@ def annotate(
             raise DisclosureError(f"{path} already exists; pass --force to overwrite it")
     rejects_path = Path(rejects) if rejects else (
         target.with_name(target.name + ".rejects.jsonl") if on_error == "skip" or language == "reject" else None)
+    # Every output is checked before the first batch: none may be an input (--force would destroy
+    # it) and each folder must take a file. Existing files are judged by their own writers (a
+    # resumed run appends to its rejects file and finds its output not yet there).
+    check_output_paths(paths, {"-o": target, "--summary": summary, "--report": report, "--rejects": rejects_path},
+                       force=True)
 
     stats = AnnotationSummary(output=str(target), rejects_path=str(rejects_path) if rejects_path else None)
     already_rejected = [0]  # rejects a resumed run finds already in its rejects file

@@ -88,9 +88,15 @@ def calibration_report(probabilities: np.ndarray, gold: Sequence[int], bins: int
     return CalibrationReport(float(ece), float(worst), table, float(confidence.mean()), float(correct.mean()), int(len(gold)))
 
 
-def reliability_diagram(report: CalibrationReport, path: str | Path, title: str = "Reliability") -> Path:
-    """Write a PNG: accuracy against confidence per bin, with the diagonal and bin sizes."""
+def reliability_diagram(report: CalibrationReport, path: str | Path, title: str = "Reliability", *,
+                        force: bool = True) -> Path:
+    """Write a PNG: accuracy against confidence per bin, with the diagonal and bin sizes
+    (atomically: a failed or interrupted write leaves no half image and follows no symlink)."""
+    import io
+
     import matplotlib
+
+    from .outputs import write_bytes_atomic
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -113,8 +119,10 @@ def reliability_diagram(report: CalibrationReport, path: str | Path, title: str 
     bottom.set_xlabel("confidence of the predicted layer")
     bottom.set_ylabel("messages")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    image = io.BytesIO()
+    fig.savefig(image, dpi=110, format="png")
     plt.close(fig)
+    write_bytes_atomic(path, image.getvalue(), force=force)
     return path
 
 

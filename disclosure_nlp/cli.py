@@ -187,11 +187,14 @@ def evaluate(
     from .data import Columns
     from .evaluation import evaluate as run_evaluation, format_report, record_evaluation
 
-    for path in (output, output.with_name(output.stem + ".reliability.png")) if output else ():
-        if path.exists() and not force:
-            _fail(DisclosureError(f"{path} already exists; pass --force to overwrite it"))
-        if not path.parent.is_dir():
-            _fail(DisclosureError(f"{path.parent} is not a folder; create it first (nothing was evaluated)"))
+    from .outputs import check_output_paths, write_json_atomic
+
+    diagram_path = output.with_name(output.stem + ".reliability.png") if output else None
+    try:  # before the model runs: a wrong output path costs nothing
+        check_output_paths([data] + ([model] if model else []), {"-o": output, "reliability diagram": diagram_path},
+                           force=force)
+    except DisclosureError as err:
+        _fail(err)
     try:
         result = run_evaluation(
             model, data, columns=Columns(text_col, label_col), baseline_train=baseline_train,
@@ -202,11 +205,15 @@ def evaluate(
     payload = result.to_dict()
     diagram = None
     if output:
-        output.write_text(json.dumps(payload, indent=2) + "\n")
         from .calibration import reliability_diagram
 
-        diagram = reliability_diagram(result.calibration, output.with_name(output.stem + ".reliability.png"),
-                                      title=f"{Path(result.model_dir).name} on {Path(data).name}")
+        try:
+            write_json_atomic(output, payload, force=force)
+            if result.calibration is not None:
+                diagram = reliability_diagram(result.calibration, diagram_path, force=force,
+                                              title=f"{Path(result.model_dir).name} on {Path(data).name}")
+        except (DisclosureError, OSError) as err:
+            _fail(DisclosureError(f"{output}: {err}") if isinstance(err, OSError) else err)
     if record:
         record_evaluation(model or Path(result.model_dir), record, result)
     if as_json:

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from .annotate import ANNOTATION_FIELDS, INPUT_PREFIX, label_conversation
 from .errors import DataError, DisclosureError, excerpt
-from .transcripts import ColumnMap, Message
+from .transcripts import ColumnMap, Message, blank_text
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -160,7 +160,7 @@ def frame_messages(
             raise DataError("missing text", path=where, field=chosen["text"])
         if not isinstance(text, str):
             raise DataError(f"expected text, got {type(text).__name__}", path=where, field=chosen["text"])
-        if not text.strip():
+        if blank_text(text):
             raise DataError("empty text", path=where, field=chosen["text"])
         message_id = _identifier(ids[row], columns.id, where) or f"{default_conversation}:{row + 1}"
         first = seen.get(message_id)

@@ -12,7 +12,8 @@ Rows are dicts written in key order. Formats, chosen by extension or ``format=``
 
 * ``jsonl``: one ``json.dumps(row, ensure_ascii=False)`` per line (UTF-8, ``\\n``).
 * ``csv`` / ``tsv``: a header from the first row's keys (or ``columns=``); nested dicts and lists
-  become compact JSON strings, ``None`` an empty cell.
+  become compact JSON strings, ``None`` an empty cell; a text cell that a spreadsheet would run
+  as a formula gets a leading ``'`` and a NUL character becomes U+FFFD (:func:`csv_safe`).
 * ``parquet``: rows are buffered in bounded batches and written as row groups, so memory stays
   flat; nested values become JSON strings and the schema is fixed by the first batch.
 
@@ -39,7 +40,9 @@ import json
 import math
 import os
 import secrets
+import stat
 from dataclasses import dataclass
+from glob import escape as glob_escape
 from pathlib import Path
 from typing import IO, Any, Iterable, Mapping, Sequence
 
@@ -94,26 +97,70 @@ def _check_target(path: Path, force: bool) -> None:
         raise OutputError("already exists; use --force (force=True) to overwrite it", path=path)
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    """Whatever the spelling (``./x`` and ``x``, a symlink, a hard link): one file?"""
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+    except OSError:
+        pass
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+def check_output_paths(inputs: Iterable[str | os.PathLike[str]], outputs: Mapping[str, str | os.PathLike[str] | None],
+                       *, force: bool) -> None:
+    """Check every output before the first message is labeled: none may be an input or another
+    output (``--force`` would otherwise destroy the input), each needs an existing, writable
+    folder, and an existing one needs ``force``. ``outputs`` maps an option name (``-o``,
+    ``--summary``…) to its path."""
+    given = [(name, Path(path)) for name, path in outputs.items() if path is not None]
+    sources = [Path(p) for p in inputs]
+    for index, (name, path) in enumerate(given):
+        for source in sources:
+            if _same_file(path, source):
+                raise OutputError(f"{name} is the input file {source}; write the results to another file", path=path)
+        for other_name, other in given[:index]:
+            if _same_file(path, other):
+                raise OutputError(f"{name} and {other_name} name the same file", path=path)
+        if path.is_dir():
+            raise OutputError(f"{name} is a directory; give a file name", path=path)
+        folder = path.parent
+        if not folder.is_dir():
+            raise OutputError(f"{name}: folder {folder} does not exist", path=path)
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise OutputError(f"{name}: folder {folder} is not writable", path=path)
+        if path.exists() and not force:
+            raise OutputError(f"{name}: already exists; use --force (force=True) to overwrite it", path=path)
+
+
+NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+PARTIAL_MODE = 0o600
+"""Partial files hold message text: only the owner reads them until they become the output."""
+
+
+def _final_mode(path: Path) -> int:
+    """An existing target keeps its permissions; a new one gets what the umask gives any file."""
+    try:
+        return path.stat().st_mode & 0o7777
+    except OSError:
+        mask = os.umask(0)
+        os.umask(mask)
+        return 0o666 & ~mask
+
+
 def _reserve_temp(path: Path) -> tuple[Path, int]:
     """Create the hidden partial file next to the target (same filesystem, so rename is atomic).
 
-    ``os.open`` with mode 0o666 lets the umask decide permissions as for any new file; an
-    existing target's permissions are kept, so overwriting never widens access to results.
+    ``O_EXCL | O_NOFOLLOW`` with a fresh random name: a symlink planted there is never followed.
+    The file is private (0600) while written; :func:`_commit` gives it its final permissions.
     """
-    mode = 0o666
-    if path.exists():
-        mode = path.stat().st_mode & 0o7777
     while True:
         temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.partial")
         try:
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), mode)
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | NOFOLLOW | getattr(os, "O_BINARY", 0),
+                         PARTIAL_MODE)
         except FileExistsError:
             continue
-        if path.exists():
-            try:
-                os.chmod(temp, mode)
-            except OSError:
-                pass
         return temp, fd
 
 
@@ -141,6 +188,10 @@ def _fsync_dir(path: Path) -> None:
 
 def _commit(temp: Path, target: Path, force: bool) -> None:
     """Move the finished file into place; without force, never replace a file made meanwhile."""
+    try:
+        os.chmod(temp, _final_mode(target), follow_symlinks=False)
+    except (OSError, NotImplementedError):
+        pass
     if force:
         os.replace(temp, target)
     else:
@@ -172,12 +223,18 @@ def _remove_quietly(path: Path) -> None:
 
 def write_text_atomic(path: str | Path, text: str, force: bool = False) -> None:
     """Write a whole text document (an HTML report) with the all-or-nothing guarantee."""
+    write_bytes_atomic(path, text.encode("utf-8"), force=force)
+
+
+def write_bytes_atomic(path: str | Path, data: bytes, force: bool = False) -> None:
+    """Write a whole file (a PNG, a document) with the all-or-nothing guarantee; the target is
+    replaced by rename, so a symlink planted at its name is replaced, never written through."""
     target = Path(path)
     _check_target(target, force)
     temp, fd = _reserve_temp(target)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         _commit(temp, target, force)
@@ -244,9 +301,36 @@ def _compact_json(value: Any, column: str) -> str:
     return json.dumps(_json_value(value, column), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""First characters that make a spreadsheet read a cell as a formula (OWASP, CSV injection)."""
+NUL_STANDIN = "\ufffd"
+
+
+def csv_safe(text: str) -> str:
+    """A text cell that a spreadsheet shows as text and any CSV reader can read back.
+
+    A cell starting with ``= + - @``, a tab or a carriage return gets a leading ``'`` (the
+    spreadsheet convention for "this is text"), so a message such as ``=HYPERLINK(…)`` cannot run
+    as a formula when the file is opened; the tool's own CSV reader removes that quote again.
+    A NUL character, which CSV readers refuse, becomes U+FFFD (JSONL and Parquet keep it).
+    """
+    if "\x00" in text:
+        text = text.replace("\x00", NUL_STANDIN)
+    if text.startswith(FORMULA_STARTS):
+        return "'" + text
+    return text
+
+
+def csv_unguard(cell: str) -> str:
+    """Undo :func:`csv_safe`'s quote on reading (a ``'`` followed by a formula character)."""
+    if cell.startswith("'") and cell[1:2] and cell[1] in "=+-@\t\r":
+        return cell[1:]
+    return cell
+
+
 def _cell(value: Any, column: str) -> str:
     if isinstance(value, str):  # the common case, never missing
-        return value
+        return csv_safe(value)
     if _is_missing(value):
         return ""
     if isinstance(value, (Mapping, list, tuple, set, frozenset)):
@@ -635,9 +719,18 @@ class _ResumableMixin:
         if self._state != "new":
             raise RuntimeError("an output writer can be used in one with-block only")
         temp = self._partial
-        mode = self.path.stat().st_mode & 0o7777 if self.path.exists() else 0o666
-        fd = os.open(temp, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), mode)
         try:
+            fd = os.open(temp, os.O_RDWR | os.O_CREAT | NOFOLLOW | getattr(os, "O_BINARY", 0), PARTIAL_MODE)
+        except OSError as err:
+            if temp.is_symlink():  # ELOOP: a symlink planted at the partial's name
+                raise OutputError("is a symbolic link, not a partial file this tool wrote; remove it "
+                                  "(it was not followed)", path=temp) from None
+            raise
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+                raise OutputError("is not a plain file of its own (a device, a FIFO or a hard link to "
+                                  "another file); remove it, it was not written to", path=temp)
             _lock(fd, temp)
             start = 0
             if self._resume is not None:
@@ -652,11 +745,7 @@ class _ResumableMixin:
                 start = self._resume.offset
             os.ftruncate(fd, start)
             os.lseek(fd, start, os.SEEK_SET)
-            if self.path.exists():
-                try:
-                    os.chmod(temp, mode)
-                except OSError:
-                    pass
+            os.fchmod(fd, PARTIAL_MODE)  # also a partial left by an older version
         except BaseException:
             os.close(fd)
             raise
@@ -795,14 +884,18 @@ def read_checkpoint(path: str | Path) -> dict[str, Any] | None:
 def write_checkpoint(path: str | Path, data: Mapping[str, Any]) -> None:
     """Replace the checkpoint at ``path`` atomically (a kill leaves the old or the new one)."""
     target = Path(path)
-    temp = target.with_name(target.name + ".tmp")
+    temp = target.with_name(f"{target.name}.{secrets.token_hex(4)}.tmp")
     text = json.dumps(_json_value(dict(data), "(checkpoint)"), ensure_ascii=False, indent=1, allow_nan=False)
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-        handle.write(text + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temp, target)
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | NOFOLLOW | getattr(os, "O_BINARY", 0), 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+            handle.write(text + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, target)
+    except BaseException:
+        _remove_quietly(temp)
+        raise
     _fsync_dir(target.parent)
 
 
@@ -810,7 +903,8 @@ def remove_checkpoint(path: str | Path) -> None:
     """Remove a checkpoint (and a temp file a killed write may have left)."""
     target = Path(path)
     _remove_quietly(target)
-    _remove_quietly(target.with_name(target.name + ".tmp"))
+    for stray in target.parent.glob(f"{glob_escape(target.name)}*.tmp"):
+        _remove_quietly(stray)
 
 
 def output_format(path: str | Path, format: str | None = None) -> str:

@@ -283,7 +283,19 @@ def _nested(frame, as_json: bool) -> None:
             frame[name] = [_plain(v) if _is_nested(v) else v for v in values]
 
 
-def _label_group(group, *, columns: ColumnMap, permutations: int, restore_times: bool, nested_as_json: bool):
+def _guard_cells(frame) -> None:
+    """Text cells of a CSV output as the local CSV writer writes them (no live formula, no NUL)."""
+    import pandas as pd
+
+    from .outputs import csv_safe
+
+    for name in frame.columns:
+        if not pd.api.types.is_numeric_dtype(frame[name]):  # object, or pandas 3's str
+            frame[name] = [csv_safe(v) if isinstance(v, str) else v for v in frame[name].tolist()]
+
+
+def _label_group(group, *, columns: ColumnMap, permutations: int, restore_times: bool, nested_as_json: bool,
+                 csv_cells: bool = False):
     """One conversation: reciprocity and annotation columns, in input order."""
     from .frame import annotate_group
 
@@ -302,6 +314,8 @@ def _label_group(group, *, columns: ColumnMap, permutations: int, restore_times:
     if restore_times:
         _restore_times(annotated)
     _nested(annotated, nested_as_json)
+    if csv_cells:
+        _guard_cells(annotated)
     annotated[FILE] = group[FILE].to_numpy()
     annotated[UID] = group[UID].to_numpy()
     annotated[FOREIGN] = group[FOREIGN].to_numpy()
@@ -520,7 +534,7 @@ def _run(ray, fmt, files, out_fmt, target, local_target, payload, columns, summa
         _label_group,
         batch_format="pandas",
         fn_kwargs={"columns": columns, "permutations": permutations, "restore_times": fmt != "parquet",
-                   "nested_as_json": out_fmt != "jsonl"},
+                   "nested_as_json": out_fmt != "jsonl", "csv_cells": out_fmt == "csv"},
     )
     try:
         ds = ds.sort([FILE, UID]).materialize()

