@@ -65,7 +65,16 @@ def predict(
     """Label messages given on the command line (or stdin) with their disclosure layer."""
     items = list(texts or [])
     if items == ["-"]:
-        items = [line.rstrip("\n") for line in sys.stdin if line.strip()]
+        items = []
+        # Bytes, decoded line by line: a line that is not UTF-8 is named, not a traceback.
+        for number, raw in enumerate(sys.stdin.buffer, start=1):
+            try:
+                line = raw.decode("utf-8").rstrip("\r\n")
+            except UnicodeDecodeError as err:
+                _fail(DisclosureError(f"stdin, line {number}: not valid UTF-8 (byte {err.start + 1}); "
+                                      "save the messages as UTF-8"))
+            if line.strip():
+                items.append(line)
     if not items:
         _fail(DisclosureError("give at least one message, or '-' to read them from stdin"))
     from .classifier import DisclosureClassifier

@@ -86,6 +86,8 @@ def _iter_jsonl(path: Path) -> Iterator[RawRow]:
             record = json.loads(text)
         except json.JSONDecodeError as err:
             raise DataError(f"not valid JSON ({err.msg} at column {err.colno})", path=path, line=number) from None
+        except ValueError as err:  # an integer of over 4,300 digits
+            raise DataError(f"not readable JSON ({str(err).split(';')[0][:100]})", path=path, line=number) from None
         if not isinstance(record, dict):
             raise DataError(
                 f"expected a JSON object, got {type(record).__name__}", path=path, line=number

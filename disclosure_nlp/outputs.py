@@ -885,7 +885,8 @@ def write_checkpoint(path: str | Path, data: Mapping[str, Any]) -> None:
     """Replace the checkpoint at ``path`` atomically (a kill leaves the old or the new one)."""
     target = Path(path)
     temp = target.with_name(f"{target.name}.{secrets.token_hex(4)}.tmp")
-    text = json.dumps(_json_value(dict(data), "(checkpoint)"), ensure_ascii=False, indent=1, allow_nan=False)
+    # ASCII: a file name that is not UTF-8 (surrogate escapes) survives as \udcNN and reads back.
+    text = json.dumps(_json_value(dict(data), "(checkpoint)"), ensure_ascii=True, indent=1, allow_nan=False)
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | NOFOLLOW | getattr(os, "O_BINARY", 0), 0o600)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:

@@ -197,6 +197,7 @@ def train(
     target = Path(output_dir)
     if target.exists() and any(target.iterdir()) and not force:
         raise DisclosureError(f"{target} already exists; pass --force to replace it")
+    _check_writable_parent(target)
     started = time.perf_counter()
     # The data and the base model are checked before PyTorch is imported, so that a wrong
     # label or path is reported at once, not after seconds of imports.
@@ -332,6 +333,20 @@ def _calibrate(model, encoded, gold, pad_id, device, name: str) -> dict:
     after = calibration_report(softmax(_predict_logits(model, encoded, pad_id, device)), gold)
     return {"method": "temperature", "temperature": round(temperature, 4), "fitted_on": name, "n": len(gold),
             "ece_before": round(before.ece, 4), "ece_after": round(after.ece, 4)}
+
+
+def _check_writable_parent(target: Path) -> None:
+    """Before an hour of training, not after it: the model is written next to ``target`` and
+    renamed into place, so its folder must take a new directory now."""
+    if target.exists() and not target.is_dir():
+        raise DisclosureError(f"{target}: exists and is not a directory")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        probe = Path(tempfile.mkdtemp(prefix=f".{target.name}-probe-", dir=target.parent))
+        probe.rmdir()
+    except OSError as err:
+        raise DisclosureError(f"{target}: cannot write the model there ({err.strerror or err}); "
+                              "choose another --output") from None
 
 
 def _write_model_dir(model, tokenizer, result: TrainResult, train_source: Source, dev_source: Source, train_set, *, force: bool) -> None:

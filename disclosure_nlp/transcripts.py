@@ -37,6 +37,7 @@ import csv
 import gzip
 import json
 import math
+import os
 import re
 import zlib
 from array import array
@@ -125,6 +126,16 @@ class ColumnMap:
         }
 
 
+def printable_path(path: str | os.PathLike[str]) -> str:
+    """A path as text any UTF-8 writer takes: undecodable bytes of the name become ``\\xNN``."""
+    text = os.fspath(path)
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return os.fsencode(text).decode("utf-8", "backslashreplace")
+
+
 @dataclass
 class Reject:
     """A record skipped in ``on_error="skip"`` mode, located like a :class:`DataError`."""
@@ -134,6 +145,11 @@ class Reject:
     field: str | None
     reason: str
     excerpt: str
+
+    def __post_init__(self) -> None:
+        # A file name that is not UTF-8 arrives with surrogate escapes, which no UTF-8 writer can
+        # write: the rejects file shows its bytes as \xNN instead.
+        self.source = printable_path(self.source)
 
     def __str__(self) -> str:
         place = [self.source]
@@ -447,6 +463,8 @@ def _iter_jsonl(lines: _Lines, ctx: _Context) -> Iterator[Message | _BadRecord]:
                 raise _BadRecord(
                     f"not valid JSON ({err.msg} at column {err.colno})", number, raw=body
                 ) from None
+            except ValueError as err:  # an integer of over 4,300 digits
+                raise _BadRecord(f"not readable JSON ({str(err).split(';')[0][:100]})", number, raw=body) from None
             if is_first and isinstance(record, list) and record and all(
                 isinstance(item, dict) for item in record
             ):

@@ -276,3 +276,104 @@ def test_invisible_only_text_is_empty_text(tmp_path: Path, text: str) -> None:
     messages = list(read_messages(source, on_error="skip", on_reject=rejects.append))
     assert [m.text for m in messages] == ["I lost my job."]
     assert [(r.line, r.field, r.reason) for r in rejects] == [(2, "text", "empty text")]
+
+
+# --------------------------------------------------------------------------------------------
+# One clear line instead of a traceback
+
+
+def test_a_file_name_that_is_not_utf8_is_written_in_rejects_and_checkpoints(tmp_path: Path) -> None:
+    from disclosure_nlp.annotate import annotate
+    from tests.fakes import HashClassifier
+
+    name = os.fsdecode(b"chat-\xff.jsonl")
+    source = tmp_path / name
+    source.write_text('{"speaker": "a", "text": "I lost my job."}\n{"speaker": "b", "text": ""}\n', encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    stats = annotate(source, out, classifier=HashClassifier(), on_error="skip")
+    assert (stats.written, stats.rejected) == (1, 1)
+    reject = json.loads(Path(stats.rejects_path).read_text(encoding="utf-8"))
+    assert reject["source"].endswith("chat-\\xff.jsonl") and reject["line"] == 2
+
+
+def test_predict_from_stdin_that_is_not_utf8_names_the_line() -> None:
+    result = runner.invoke(app, ["predict", "-"], input=b"hello there\n\xff\xfe oops\n")
+    assert result.exit_code == 2
+    assert "stdin, line 2: not valid UTF-8" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("on_error", ["raise", "skip"])
+def test_a_json_integer_of_5000_digits_is_one_clear_line(tmp_path: Path, on_error: str) -> None:
+    from disclosure_nlp.annotate import annotate
+    from disclosure_nlp.errors import DataError
+    from tests.fakes import HashClassifier
+
+    source = tmp_path / "big.jsonl"
+    source.write_text('{"speaker": "a", "text": "hi", "n": 1' + "0" * 5000 + "}\n"
+                      '{"speaker": "b", "text": "I lost my job."}\n')
+    out = tmp_path / "out.jsonl"
+    if on_error == "raise":
+        with pytest.raises(DataError, match=r"big\.jsonl, line 1: not readable JSON \(Exceeds the limit"):
+            annotate(source, out, classifier=HashClassifier())
+        assert not out.exists()
+    else:
+        stats = annotate(source, out, classifier=HashClassifier(), on_error="skip")
+        assert (stats.written, stats.rejected) == (1, 1)
+
+
+def test_training_data_with_a_huge_integer_is_one_clear_line(tmp_path: Path) -> None:
+    from disclosure_nlp.data import iter_raw_rows
+    from disclosure_nlp.errors import DataError
+
+    source = tmp_path / "train.jsonl"
+    source.write_text('{"text": "hi", "layer": "none", "n": 1' + "0" * 5000 + "}\n")
+    with pytest.raises(DataError, match=r"train\.jsonl, line 1: not readable JSON"):
+        list(iter_raw_rows(source))
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root writes into read-only folders")
+def test_a_read_only_output_folder_is_refused_before_labeling(tmp_path: Path) -> None:
+    from disclosure_nlp.annotate import annotate
+    from disclosure_nlp.errors import DisclosureError
+    from tests.fakes import HashClassifier
+
+    source = chat(tmp_path / "in.jsonl", ["I lost my job."])
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        with pytest.raises(DisclosureError, match="is not writable"):
+            annotate(source, locked / "out.jsonl", classifier=HashClassifier())
+    finally:
+        locked.chmod(0o700)
+
+
+def test_an_unwritable_output_folder_is_refused_before_labeling(tmp_path: Path, monkeypatch) -> None:
+    """The same check where the tests run as root (who may write anywhere): the folder is
+    reported unwritable by ``os.access``, and nothing is labeled."""
+    from disclosure_nlp import outputs
+    from disclosure_nlp.annotate import annotate
+    from disclosure_nlp.errors import DisclosureError
+
+    class Spy:
+        def predict_proba(self, texts, batch_size=32):
+            raise AssertionError("labeled before the outputs were checked")
+
+    source = chat(tmp_path / "in.jsonl", ["I lost my job."])
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(outputs.os, "access", lambda p, mode: False if Path(p) == locked else real_access(p, mode))
+    with pytest.raises(DisclosureError, match=r"--summary: folder .*locked is not writable"):
+        annotate(source, tmp_path / "out.jsonl", classifier=Spy(), summary=locked / "s.json")
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_train_refuses_an_output_it_cannot_write_before_training(tmp_path: Path, tiny_file: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    result = runner.invoke(app, ["train", "--train", str(tiny_file), "--dev", str(tiny_file),
+                                 "--output", str(blocker / "model")])
+    assert result.exit_code == 2, result.output
+    assert "cannot write the model there" in result.output and "Traceback" not in result.output
+    assert blocker.read_text() == "not a folder"
