@@ -74,6 +74,10 @@ ANNOTATION_FIELDS: tuple[str, ...] = (
 """Columns added to every message, in this order, after its input fields."""
 INPUT_PREFIX = "input_"
 DEFAULT_WINDOW = 1024
+DEFAULT_MAX_CHARS = 20_000
+"""Characters of one message that are labeled (and language-checked). A chat message is rarely
+over a few thousand; a pasted book is not a message, and one of 1M tokens once took ten minutes
+and 1.2 GB. A longer message keeps its whole text in the output and is counted as capped."""
 REPORT_CONVERSATION_LIMIT = 200
 DIGITS = 4
 CHECKPOINT_VERSION = 1
@@ -101,6 +105,10 @@ class AnnotationSummary:
     resumed_conversations: int = 0
     not_english: int = 0
     """Messages found not in English: marked, rejected or labeled anyway, as ``language`` says."""
+    capped: int = 0
+    """Messages longer than ``max_chars``: labeled on their first ``max_chars`` characters."""
+    first_capped: str | None = None
+    """Where the first capped message is (file and line), for the user to look at."""
 
     @property
     def messages_per_second(self) -> float:
@@ -112,6 +120,8 @@ class AnnotationSummary:
             f"({self.conversations} conversations, {self.seconds:.1f} s, "
             f"{self.messages_per_second:.0f} messages/s)"
             + (f"; {self.not_english} not in English" if self.not_english else "")
+            + (f"; {self.capped} longer than the character cap, labeled on their beginning "
+               f"(first: {self.first_capped})" if self.capped else "")
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -234,7 +244,7 @@ def label_conversation(
 
 def screen_languages(
     messages: list[Message], policy: str, on_reject: Callable[[Reject], None],
-    on_unsupported: Callable[[], None] = lambda: None,
+    on_unsupported: Callable[[], None] = lambda: None, *, max_chars: int | None = None,
 ) -> tuple[list[Message], list[str], list[bool]]:
     """The messages kept, their language codes, and which of them the model labels.
 
@@ -243,7 +253,7 @@ def screen_languages(
     """
     kept, codes, labeled = [], [], []
     for message in messages:
-        guess = detect_language(message.text)
+        guess = detect_language(message.text if max_chars is None else message.text[:max_chars])
         if not guess.supported:
             on_unsupported()
         if not guess.supported and policy == "reject":
@@ -449,8 +459,12 @@ def annotate(
     progress: bool = False,
     resume: bool = False,
     language: str = DEFAULT_POLICY,
+    max_chars: int | None = DEFAULT_MAX_CHARS,
 ) -> AnnotationSummary:
     """Label every message of ``inputs`` and write them, with reciprocity fields, to ``output``.
+
+    ``max_chars`` caps the characters of one message that are labeled (``None``: no cap); a
+    longer message keeps its whole text in the output and is counted in ``capped``.
 
     ``summary`` writes one JSON document keyed by conversation id with the conversation
     figures; ``report`` a self-contained HTML page. With ``on_error="skip"`` bad records go to
@@ -492,6 +506,8 @@ def annotate(
         raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
     if window < 1 or batch_size < 1:
         raise ValueError("window and batch_size must be at least 1")
+    if max_chars is not None and max_chars < 1:
+        raise DisclosureError("--max-chars must be at least 1")
     check_policy(language)
     paths = [Path(inputs)] if isinstance(inputs, (str, os.PathLike)) else [Path(p) for p in inputs]
     if not paths:
@@ -552,6 +568,7 @@ def annotate(
         "batch_size": batch_size,
         "window": window,
         "permutations": permutations,
+        "max_chars": max_chars,
     }
     identities = [_input_identity(path) for path in paths] if resumable else []
     saved = read_checkpoint(checkpoint) if resume else None
@@ -671,9 +688,18 @@ def annotate(
                     },
                 )
 
+            def capped(message: Message) -> str:
+                if max_chars is None or len(message.text) <= max_chars:
+                    return message.text
+                stats.capped += 1
+                if stats.first_capped is None:
+                    stats.first_capped = f"{message.source}, line {message.line}"
+                return message.text[:max_chars]
+
             def flush(pending: list[tuple[str, list[Message]]]) -> None:
-                screened = [screen_languages(messages, language, on_reject, count_unsupported) for _, messages in pending]
-                texts = [m.text for kept, codes, labeled in screened for m, ok in zip(kept, labeled) if ok]
+                screened = [screen_languages(messages, language, on_reject, count_unsupported, max_chars=max_chars)
+                            for _, messages in pending]
+                texts = [capped(m) for kept, codes, labeled in screened for m, ok in zip(kept, labeled) if ok]
                 probs = classifier.predict_proba(texts, batch_size=batch_size) if texts else []
                 if hasattr(probs, "tolist"):
                     probs = probs.tolist()

@@ -267,6 +267,7 @@ def annotate(
     engine: Annotated[str, typer.Option("--engine", help="local: this process; ray: Ray Data on a local or remote Ray cluster (pip install 'disclosure-nlp[ray]'); OUTPUT is then a directory of part files.")] = "local",
     address: Annotated[Optional[str], typer.Option("--address", help="With --engine ray: 'auto' joins the cluster this machine belongs to, 'ray://HOST:10001' a remote one; default: start Ray locally for this run.")] = None,
     num_actors: Annotated[int, typer.Option("--num-actors", min=1, help="With --engine ray: model replicas labeling in parallel (one model load each).")] = 1,
+    max_chars: Annotated[int, typer.Option("--max-chars", min=0, help="Label at most this many characters of one message (its first ones; the whole text stays in the output, and capped messages are counted). 0: no cap.")] = 20_000,
 ) -> None:
     """Label every message of chat transcripts and analyse each conversation's reciprocity."""
     from .annotate import annotate as run_annotation
@@ -285,7 +286,7 @@ def annotate(
         _annotate_on_ray(inputs, output, summary=summary, report=report, model=model, input_format=input_format,
                          output_format=output_format, columns=columns, on_error=on_error, rejects=rejects,
                          batch_size=batch_size, force=force, quiet=quiet, resume=resume, address=address,
-                         num_actors=num_actors, language=language)
+                         num_actors=num_actors, language=language, max_chars=max_chars or None)
         return
     if address is not None or num_actors != 1:
         _fail(DisclosureError("--address and --num-actors need --engine ray"))
@@ -294,7 +295,7 @@ def annotate(
             inputs, output, model=model, format=input_format, output_format=output_format, columns=columns,
             on_error=on_error, rejects=rejects, summary=summary, report=report, report_text=report_text,
             batch_size=batch_size, force=force, progress=not quiet, resume=resume, backend=backend,
-            language=language,
+            language=language, max_chars=max_chars or None,
         )
     except DisclosureError as err:
         _fail(err)
@@ -313,7 +314,7 @@ def annotate(
 
 
 def _annotate_on_ray(inputs, output, *, summary, report, model, input_format, output_format, columns, on_error,
-                     rejects, batch_size, force, quiet, resume, address, num_actors, language) -> None:
+                     rejects, batch_size, force, quiet, resume, address, num_actors, language, max_chars) -> None:
     """``annotate --engine ray``: the same rows as the local engine, computed on Ray Data."""
     from .ray_engine import RayOptions, annotate_ray, require_ray
 
@@ -333,7 +334,7 @@ def _annotate_on_ray(inputs, output, *, summary, report, model, input_format, ou
         require_ray()
         stats = annotate_ray(
             inputs, output, model=model, format=input_format, output_format=output_format, columns=columns,
-            summary=summary, batch_size=batch_size, force=force, language=language,
+            summary=summary, batch_size=batch_size, force=force, language=language, max_chars=max_chars,
             options=RayOptions(address=address, num_actors=num_actors, progress=not quiet),
         )
     except DisclosureError as err:

@@ -268,6 +268,7 @@ def analyze_frame(
     chunk: int = DEFAULT_CHUNK,
     permutations: int = 1000,
     language: str = "mark",
+    max_chars: int | None = 20_000,
 ) -> FrameAnnotation:
     """Label every row of ``df`` and analyse each conversation; see :func:`annotate_frame`.
 
@@ -291,9 +292,10 @@ def analyze_frame(
         classifier = DisclosureClassifier.load(model, backend=backend)
     from .language import detect_language
 
-    guesses = [detect_language(m.text) for m in messages]
+    texts = [m.text if max_chars is None else m.text[:max_chars] for m in messages]  # as the CLI's --max-chars
+    guesses = [detect_language(text) for text in texts]
     todo = [i for i, g in enumerate(guesses) if g.supported or language == "label"]
-    found = _classify(classifier, [messages[i].text for i in todo], batch_size, chunk).tolist()
+    found = _classify(classifier, [texts[i] for i in todo], batch_size, chunk).tolist()
     probabilities: list[Any] = [None] * len(messages)
     for i, row in zip(todo, found):
         probabilities[i] = row
@@ -316,6 +318,7 @@ def annotate_frame(
     batch_size: int = 32,
     permutations: int = 1000,
     language: str = "mark",
+    max_chars: int | None = 20_000,
 ) -> "pd.DataFrame":
     """``df`` with the columns of ``disclosure annotate`` added (a new frame; ``df`` is kept).
 
@@ -330,7 +333,7 @@ def annotate_frame(
     return analyze_frame(
         df, text_col=text_col, speaker_col=speaker_col, conversation_col=conversation_col, id_col=id_col,
         reply_to_col=reply_to_col, time_col=time_col, model=model, classifier=classifier, backend=backend,
-        batch_size=batch_size, permutations=permutations, language=language,
+        batch_size=batch_size, permutations=permutations, language=language, max_chars=max_chars,
     ).messages
 
 

@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from .annotate import AnnotationSummary, summary_document
+from .annotate import DEFAULT_MAX_CHARS, AnnotationSummary, summary_document
 from .errors import DataError, DisclosureError
 from .transcripts import ColumnMap
 
@@ -182,7 +182,7 @@ class _Classify:
     """The actor: loads the model once, then adds class probabilities and the group key."""
 
     def __init__(self, payload, columns: ColumnMap, batch_size: int, backend: str = "torch",
-                 language: str = "mark") -> None:
+                 language: str = "mark", max_chars: int | None = None) -> None:
         import ray
 
         from .classifier import DisclosureClassifier
@@ -202,6 +202,7 @@ class _Classify:
         self.columns = columns
         self.batch_size = batch_size
         self.language = language
+        self.max_chars = max_chars
 
     def __call__(self, batch):
         from .frame import frame_messages
@@ -221,7 +222,7 @@ class _Classify:
                                       row_names=[names[p] for p in positions])
             for position, message in zip(positions, messages):
                 keys[position] = f"{source}\x1f{message.conversation_id}"
-                texts[position] = message.text
+                texts[position] = message.text if self.max_chars is None else message.text[: self.max_chars]
         import numpy as np
 
         from .language import detect_language
@@ -416,6 +417,7 @@ def annotate_ray(
     force: bool = False,
     backend: str = "torch",
     language: str = "mark",
+    max_chars: int | None = DEFAULT_MAX_CHARS,
     options: RayOptions = RayOptions(),
 ) -> AnnotationSummary:
     """Label every message of ``inputs`` on Ray and write the annotated rows under ``output``.
@@ -471,7 +473,7 @@ def annotate_ray(
     try:
         with _restored_context():
             return _run(ray, fmt, files, out_fmt, target, local_target, payload, columns, summary, batch_size,
-                        permutations, force, backend, language, options, started, write_json_atomic)
+                        permutations, force, backend, language, max_chars, options, started, write_json_atomic)
     finally:
         if we_started:
             ray.shutdown()
@@ -496,7 +498,7 @@ def _restored_context():
 
 
 def _run(ray, fmt, files, out_fmt, target, local_target, payload, columns, summary, batch_size, permutations,
-         force, backend: str, language: str, options: RayOptions, started: float,
+         force, backend: str, language: str, max_chars: int | None, options: RayOptions, started: float,
          write_json_atomic) -> AnnotationSummary:
     from ray.data import ActorPoolStrategy, DataContext
 
@@ -523,7 +525,7 @@ def _run(ray, fmt, files, out_fmt, target, local_target, payload, columns, summa
         _Classify,
         # The reference travels inside a tuple: a top-level ObjectRef argument makes Ray warn
         # about actor restarts on every run, and Ray Data would not dereference it anyway.
-        fn_constructor_args=((ray.put(payload),), columns, batch_size, backend, language),
+        fn_constructor_args=((ray.put(payload),), columns, batch_size, backend, language, max_chars),
         batch_size=options.rows_per_batch,
         batch_format="pandas",
         compute=ActorPoolStrategy(size=options.num_actors),

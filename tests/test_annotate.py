@@ -411,9 +411,11 @@ def test_message_of_100000_characters_is_windowed_not_truncated(tmp_path: Path, 
 
     classifier._forward = recording  # type: ignore[method-assign]
     out = tmp_path / "out.jsonl"
-    stats = annotate(source, out, classifier=classifier, permutations=20)
+    # Without the character cap (max_chars=None), every token of the message is labeled.
+    stats = annotate(source, out, classifier=classifier, permutations=20, max_chars=None)
     rows = rows_of(out)
     assert rows[1]["text"] == long_text, "the output keeps the whole message"
+    assert stats.capped == 0
 
     # The windows, stripped of their special tokens and laid over each other, give back every token.
     tokens = classifier.tokenizer(long_text, add_special_tokens=False)["input_ids"]

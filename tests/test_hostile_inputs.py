@@ -377,3 +377,38 @@ def test_train_refuses_an_output_it_cannot_write_before_training(tmp_path: Path,
     assert result.exit_code == 2, result.output
     assert "cannot write the model there" in result.output and "Traceback" not in result.output
     assert blocker.read_text() == "not a folder"
+
+
+# --------------------------------------------------------------------------------------------
+# A length cap: a pasted book is labeled on its beginning, kept whole, and counted
+
+
+def test_a_message_over_the_character_cap_is_labeled_on_its_beginning_kept_whole_and_counted(tmp_path: Path) -> None:
+    from disclosure_nlp.annotate import annotate
+
+    seen: list[str] = []
+
+    class Recording:
+        def predict_proba(self, texts, batch_size=32):
+            import numpy as np
+
+            seen.extend(texts)
+            return np.tile([0.7, 0.1, 0.1, 0.1], (len(texts), 1))
+
+    long_text = "I lost my job today. " * 2000  # 42,000 characters
+    source = chat(tmp_path / "in.jsonl", ["hello", long_text, "ok"])
+    out = tmp_path / "out.jsonl"
+    stats = annotate(source, out, classifier=Recording(), max_chars=1000)
+    assert [len(t) for t in seen] == [5, 1000, 2] and seen[1] == long_text[:1000]
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [r["text"] for r in rows] == ["hello", long_text, "ok"]  # nothing dropped or cut in the output
+    assert stats.capped == 1 and stats.first_capped == f"{source}, line 2"
+    assert "1 longer than the character cap" in stats.line()
+
+
+def test_the_cli_caps_at_20000_characters_by_default_and_0_lifts_the_cap(tmp_path: Path, tiny_model: Path) -> None:
+    source = chat(tmp_path / "in.jsonl", ["hello", "word " * 5000])  # 25,000 characters
+    result = annotate_cli(str(source), "-o", str(tmp_path / "a.jsonl"), "-m", str(tiny_model))
+    assert result.exit_code == 0 and "1 longer than the character cap" in result.output
+    result = annotate_cli(str(source), "-o", str(tmp_path / "b.jsonl"), "-m", str(tiny_model), "--max-chars", "0")
+    assert result.exit_code == 0 and "character cap" not in result.output
