@@ -69,27 +69,37 @@ def read_claff(path: str | Path) -> Iterator[ClaffSentence]:
         raise DataError("no such file; give the CL-Aff labeled_training_set.csv (see README)", path=path)
     with path.open(encoding="utf-8", newline="") as handle:
         reader = csv.DictReader(handle)
-        missing = [c for c in CLAFF_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise DataError(f"missing column(s) {', '.join(missing)}; is this the CL-Aff labeled_training_set.csv?", path=path, line=1)
-        for row in reader:
-            line = reader.line_num
-            values = {}
-            for field in ("Information_disclosure", "Emotional_disclosure"):
-                raw = (row.get(field) or "").strip()
-                if raw not in ("0", "1"):
-                    raise DataError(f"expected 0 or 1, got {raw!r}", path=path, line=line, field=field)
-                values[field] = int(raw)
-            sid = (row.get("sentenceid") or "").strip()
-            if not sid:
-                raise DataError("empty sentence id", path=path, line=line, field="sentenceid")
-            yield ClaffSentence(
-                sentence_id=sid,
-                post_id=(row.get("id") or "").strip(),
-                text=decode_claff(row.get("full_text") or ""),
-                information=values["Information_disclosure"],
-                emotional=values["Emotional_disclosure"],
-            )
+        try:
+            yield from _claff_rows(reader, path)
+        except UnicodeDecodeError as err:
+            raise DataError(f"not valid UTF-8 (byte {err.start + 1} of a line after line {reader.line_num})",
+                            path=path, line=reader.line_num + 1) from None
+        except csv.Error as err:
+            raise DataError(f"not valid CSV ({err})", path=path, line=reader.line_num) from None
+
+
+def _claff_rows(reader: csv.DictReader, path: Path) -> Iterator[ClaffSentence]:
+    missing = [c for c in CLAFF_COLUMNS if c not in (reader.fieldnames or [])]
+    if missing:
+        raise DataError(f"missing column(s) {', '.join(missing)}; is this the CL-Aff labeled_training_set.csv?", path=path, line=1)
+    for row in reader:
+        line = reader.line_num
+        values = {}
+        for field in ("Information_disclosure", "Emotional_disclosure"):
+            raw = (row.get(field) or "").strip()
+            if raw not in ("0", "1"):
+                raise DataError(f"expected 0 or 1, got {raw!r}", path=path, line=line, field=field)
+            values[field] = int(raw)
+        sid = (row.get("sentenceid") or "").strip()
+        if not sid:
+            raise DataError("empty sentence id", path=path, line=line, field="sentenceid")
+        yield ClaffSentence(
+            sentence_id=sid,
+            post_id=(row.get("id") or "").strip(),
+            text=decode_claff(row.get("full_text") or ""),
+            information=values["Information_disclosure"],
+            emotional=values["Emotional_disclosure"],
+        )
 
 
 @dataclass(frozen=True)

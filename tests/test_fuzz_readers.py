@@ -1,0 +1,97 @@
+"""Random bytes and random file names into every reader: a DisclosureError (which the CLI
+prints as one line) or a result, never another exception (a traceback for the user)."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from disclosure_nlp.data import iter_raw_rows
+from disclosure_nlp.errors import DisclosureError
+from disclosure_nlp.modelstore import check_model_dir
+from disclosure_nlp.realdata import read_claff, read_labels
+from disclosure_nlp.transcripts import read_messages
+
+SUFFIXES = [".jsonl", ".json", ".csv", ".tsv", ".txt", ".parquet", ".jsonl.gz", ".csv.gz"]
+
+# Bytes that look like the formats (JSON punctuation, CSV quotes, a WhatsApp prefix, Parquet's
+# magic, UTF-8 and invalid sequences) mixed with arbitrary bytes.
+_pieces = st.sampled_from([b"{", b"}", b"[", b"]", b'"', b",", b"\t", b"\n", b"\r\n", b":", b"\\u00", b"\x00",
+                           b'{"text": "', b'", "speaker": "a"}', b"text,speaker\n", b"PAR1", b"\xff\xfe", b"\xc3",
+                           b"\xe2\x80\xae", b"12/03/2024, 10:15 - Ana: ", b"9" * 50, b"'", b"=cmd"])
+CONTENT = st.lists(st.one_of(_pieces, st.binary(max_size=20)), max_size=40).map(b"".join)
+NAMES = st.one_of(
+    st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="/\x00"), min_size=1, max_size=12),
+    st.binary(min_size=1, max_size=12).filter(lambda b: b"/" not in b and b"\x00" not in b and b not in (b".", b"..")).map(os.fsdecode),
+)
+
+
+def _write(folder: Path, name: str, suffix: str, content: bytes) -> Path | None:
+    path = folder / (name + suffix)
+    try:
+        if suffix.endswith(".gz"):
+            path.write_bytes(gzip.compress(content))
+        else:
+            path.write_bytes(content)
+    except OSError:  # a name the filesystem refuses (too long once encoded): not a reader's case
+        return None
+    return path
+
+
+def _consume(reader, *args, **kwargs) -> None:
+    try:
+        result = reader(*args, **kwargs)
+        if not isinstance(result, list):
+            for _ in result:
+                pass
+    except DisclosureError as err:
+        assert str(err).strip(), "an error must say something"
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(content=CONTENT, name=NAMES, suffix=st.sampled_from(SUFFIXES), on_error=st.sampled_from(["raise", "skip"]))
+def test_transcript_reader_never_raises_anything_but_a_disclosure_error(content, name, suffix, on_error) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        path = _write(Path(folder), name, suffix, content)
+        if path is not None:
+            _consume(read_messages, path, on_error=on_error, on_reject=lambda reject: str(reject))
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(content=CONTENT, name=NAMES, suffix=st.sampled_from([".jsonl", ".csv", ".tsv"]))
+def test_training_data_reader_never_raises_anything_but_a_disclosure_error(content, name, suffix) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        path = _write(Path(folder), name, suffix, content)
+        if path is not None:
+            _consume(iter_raw_rows, path)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(content=CONTENT)
+def test_real_label_and_claff_readers_never_raise_anything_but_a_disclosure_error(content) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        labels = _write(Path(folder), "labels", ".jsonl", content)
+        table = _write(Path(folder), "claff", ".csv", content)
+        _consume(read_labels, labels)
+        _consume(read_claff, table)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(config=CONTENT, tokenizer=CONTENT, weights=CONTENT, spec=CONTENT, compact=st.booleans())
+def test_model_folder_check_never_raises_anything_but_a_disclosure_error(config, tokenizer, weights, spec, compact) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        (root / "config.json").write_bytes(config)
+        (root / "tokenizer.json").write_bytes(tokenizer)
+        if compact:
+            (root / "delta.safetensors").write_bytes(weights)
+            (root / "base_weights.json").write_bytes(spec)
+        else:
+            (root / "model.safetensors").write_bytes(weights)
+        _consume(check_model_dir, root)
