@@ -398,7 +398,17 @@ def _export_full(model_dir: Optional[Path], out: Path) -> None:
 
 
 def main() -> None:
-    app()
+    """The console script: an error of the machine (a full disk, a read-only folder, a file
+    removed underneath) is one line and exit 1, like an input error is one line and exit 2.
+    Outputs are committed by rename only on success, so nothing half-written is left under an
+    output's name, and an interrupted annotate keeps its partial file for ``--resume``."""
+    try:
+        app()
+    except OSError as err:
+        where = err.filename or "an output"
+        typer.secho(f"error: {where}: {err.strerror or err} (nothing was written under the output's "
+                    "name; annotate --resume continues from the last saved conversation)", fg=typer.colors.RED, err=True)
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

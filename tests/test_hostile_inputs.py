@@ -412,3 +412,39 @@ def test_the_cli_caps_at_20000_characters_by_default_and_0_lifts_the_cap(tmp_pat
     assert result.exit_code == 0 and "1 longer than the character cap" in result.output
     result = annotate_cli(str(source), "-o", str(tmp_path / "b.jsonl"), "-m", str(tiny_model), "--max-chars", "0")
     assert result.exit_code == 0 and "character cap" not in result.output
+
+
+def test_a_full_disk_is_one_line_keeps_nothing_half_written_and_resume_is_byte_identical(
+        tmp_path: Path, monkeypatch, capsys) -> None:
+    import errno
+
+    from disclosure_nlp import cli, outputs
+
+    samples = ROOT / "data" / "conversations" / "samples.jsonl"
+    clean = tmp_path / "clean.jsonl"
+    assert runner.invoke(app, ["annotate", str(samples), "-o", str(clean), "-q", "--backend", "torch"]).exit_code == 0
+
+    out = tmp_path / "out.jsonl"
+    real_write = outputs._JsonlWriter._write
+    calls = [0]
+
+    def full_disk(self, row):
+        if self.path == out:
+            calls[0] += 1
+            if calls[0] > 100:
+                raise OSError(errno.ENOSPC, "No space left on device", str(self._temp))
+        return real_write(self, row)
+
+    monkeypatch.setattr(outputs._JsonlWriter, "_write", full_disk)
+    monkeypatch.setattr(sys, "argv", ["disclosure", "annotate", str(samples), "-o", str(out), "-q", "--backend", "torch"])
+    with pytest.raises(SystemExit) as exited:
+        cli.main()
+    assert exited.value.code == 1
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()  # nothing under the output's name
+
+    monkeypatch.setattr(outputs._JsonlWriter, "_write", real_write)
+    result = runner.invoke(app, ["annotate", str(samples), "-o", str(out), "-q", "--backend", "torch", "--resume"])
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes() == clean.read_bytes()
