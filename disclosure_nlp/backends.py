@@ -391,7 +391,7 @@ def cached_export(model_dir: str | os.PathLike[str], *, quantize: bool = True) -
     wanted = target / (ONNX_INT8 if quantize else ONNX_FP32)
     if wanted.exists() and (target / EXPORT_MANIFEST).exists():
         return target
-    log.info("exporting %s to ONNX in %s (once per model)", model_dir, target)
+    log.info("first use of %s with ONNX Runtime: exporting it into %s (once per model, 10-20 s)", model_dir, target)
     export_onnx(model_dir, target, quantize=quantize)
     _remove_stale_exports(target)
     return target

@@ -190,6 +190,7 @@ def evaluate(
     text_col: TextCol = "text",
     label_col: LabelCol = "layer",
     force: Annotated[bool, typer.Option("--force", help="Overwrite --output if it exists.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr (it is shown only on a terminal anyway).")] = False,
     backend: BackendOption = "torch",
 ) -> None:
     """Score a model on labeled data, next to a TF-IDF + logistic-regression baseline."""
@@ -208,6 +209,7 @@ def evaluate(
         result = run_evaluation(
             model, data, columns=Columns(text_col, label_col), baseline_train=baseline_train,
             baseline_split=baseline_split, with_baseline=not no_baseline, split=split, backend=backend,
+            progress=not quiet and sys.stderr.isatty(),
         )
     except DisclosureError as err:
         _fail(err)
@@ -397,11 +399,27 @@ def _export_full(model_dir: Optional[Path], out: Path) -> None:
             shutil.rmtree(staging, ignore_errors=True)
 
 
+def _say_slow_steps() -> None:
+    """On a terminal, the library's notes on slow one-time steps (rebuilding the shipped model,
+    exporting to ONNX) go to stderr, so a first run does not look hung; never with --quiet or
+    when stderr is a file or a pipe."""
+    import logging
+
+    if not sys.stderr.isatty() or {"-q", "--quiet"} & set(sys.argv[1:]):
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger("disclosure_nlp")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+
 def main() -> None:
     """The console script: an error of the machine (a full disk, a read-only folder, a file
     removed underneath) is one line and exit 1, like an input error is one line and exit 2.
     Outputs are committed by rename only on success, so nothing half-written is left under an
     output's name, and an interrupted annotate keeps its partial file for ``--resume``."""
+    _say_slow_steps()
     try:
         app()
     except OSError as err:

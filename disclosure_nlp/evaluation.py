@@ -67,13 +67,15 @@ def evaluate(
     split: str | None = None,
     classifier=None,
     backend: str = "torch",
+    progress: bool = False,
 ) -> Evaluation:
     """Evaluate a model directory (default: the shipped model) and the baseline on ``data``.
 
     ``backend`` is passed to :meth:`DisclosureClassifier.load` (see :mod:`.backends`).
     ``baseline_train`` overrides the baseline's training data (default: the split the model
     was trained on, from its ``training.json``); ``baseline_split`` names its split when it is
-    a saved ``DatasetDict``.
+    a saved ``DatasetDict``. ``progress`` shows each step on stderr (labeling with a bar, then
+    the baseline's cross-validated fit, the slow part), so a long evaluation never looks hung.
     """
     from .classifier import DisclosureClassifier
     from .modelstore import check_model_dir, default_model_dir
@@ -83,8 +85,17 @@ def evaluate(
     dataset = load_labeled(data, columns, split=split)
     texts, gold = list(dataset["text"]), list(dataset["label"])
     source_dir = check_model_dir(default_model_dir() if model is None else model)
-    classifier = classifier or DisclosureClassifier.load(source_dir, backend=backend)
-    probs = classifier.predict_proba(texts, batch_size=batch_size)
+    with _Steps(progress) as steps:
+        steps.start("loading the model")
+        classifier = classifier or DisclosureClassifier.load(source_dir, backend=backend)
+        probs = steps.label(classifier, texts, batch_size)
+        result = _finish(steps, data, source_dir, texts, gold, probs, columns, with_baseline, baseline_train,
+                         baseline_split)
+    return result
+
+
+def _finish(steps, data, source_dir, texts, gold, probs, columns, with_baseline, baseline_train,
+            baseline_split) -> Evaluation:
     report = compute_report(gold, probs.argmax(axis=1).tolist(), [expected_depth(p) for p in probs], system="model")
 
     baseline_report, train_file, c = None, None, None
@@ -98,6 +109,7 @@ def evaluate(
         from .baseline import TfidfBaseline
 
         train_set = load_labeled(train_file.path, columns, split=train_file.split, split_option="--baseline-split")
+        steps.start(f"TF-IDF baseline on {len(train_set)} messages (--no-baseline skips it)")
         baseline = TfidfBaseline.fit(train_set["text"], train_set["label"])
         base_probs = baseline.predict_proba(texts)
         baseline_report = compute_report(
@@ -106,6 +118,51 @@ def evaluate(
         c = baseline.c
     return Evaluation(str(data), str(source_dir), report, baseline_report, str(train_file) if train_file else None, c,
                       calibration=calibration_report(probs, gold))
+
+
+class _Steps:
+    """What evaluate is doing, on stderr: a spinner per step and a bar while labeling."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.progress = None
+        self.task = None
+        if enabled:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+            self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                                     MofNCompleteColumn(), TimeElapsedColumn(), console=Console(stderr=True),
+                                     transient=True)
+
+    def __enter__(self) -> "_Steps":
+        if self.progress is not None:
+            self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        if self.progress is not None:
+            self.progress.__exit__(*exc)
+        return False
+
+    def start(self, description: str, total: int | None = None) -> None:
+        if self.progress is None:
+            return
+        if self.task is not None:
+            self.progress.update(self.task, visible=False)
+        self.task = self.progress.add_task(description, total=total)
+
+    def label(self, classifier, texts: list[str], batch_size: int):
+        """Class probabilities of ``texts``, in chunks so the bar moves."""
+        import numpy as np
+
+        if self.progress is None:
+            return classifier.predict_proba(texts, batch_size=batch_size)
+        self.start(f"labeling {len(texts)} messages", total=len(texts))
+        parts = []
+        for start in range(0, len(texts), 256):
+            parts.append(classifier.predict_proba(texts[start:start + 256], batch_size=batch_size))
+            self.progress.update(self.task, advance=len(parts[-1]))
+        return np.concatenate(parts) if parts else np.zeros((0, 4))
 
 
 def record_evaluation(model_dir: str | os.PathLike[str], label: str, evaluation: Evaluation) -> None:

@@ -436,5 +436,10 @@ def resolve_model_dir(path: str | os.PathLike[str] | None = None) -> Path:
         return directory
     target = cache_dir() / "models" / f"{directory.name}-{_directory_digest(directory)}"
     if not (target / FULL_WEIGHTS).exists():
+        import logging
+
+        logging.getLogger(__name__).info(
+            "first use of %s: rebuilding its full weights from the base model into %s (once, about 10 s)",
+            directory, target)
         _materialize(directory, target)
     return target
