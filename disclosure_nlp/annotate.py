@@ -85,6 +85,10 @@ IDENTITY_BYTES = 64 * 1024
 """Bytes hashed at each end of an input (and of the model's weights) to recognise it on resume."""
 
 
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
 @dataclass
 class AnnotationSummary:
     """What an annotation run did; ``read == written + rejected`` always holds.
@@ -116,8 +120,8 @@ class AnnotationSummary:
 
     def line(self) -> str:
         return (
-            f"read {self.read} messages, wrote {self.written}, rejected {self.rejected} "
-            f"({self.conversations} conversations, {self.seconds:.1f} s, "
+            f"read {_plural(self.read, 'message')}, wrote {self.written}, rejected {self.rejected} "
+            f"({_plural(self.conversations, 'conversation')}, {self.seconds:.1f} s, "
             f"{self.messages_per_second:.0f} messages/s)"
             + (f"; {self.not_english} not in English" if self.not_english else "")
             + (f"; {self.capped} longer than the character cap, labeled on their beginning "
@@ -490,6 +494,7 @@ def annotate(
     """
     from .outputs import (
         RESUMABLE_FORMATS,
+        AlreadyExists,
         OutputError,
         check_output_paths,
         checkpoint_path,
@@ -524,7 +529,7 @@ def annotate(
     extras = [Path(p) for p in (summary, report) if p is not None]
     for path in extras:
         if path.exists() and not force:
-            raise DisclosureError(f"{path} already exists; pass --force to overwrite it")
+            raise AlreadyExists(path)
     rejects_path = Path(rejects) if rejects else (
         target.with_name(target.name + ".rejects.jsonl") if on_error == "skip" or language == "reject" else None)
     # Every output is checked before the first batch: none may be an input (--force would destroy

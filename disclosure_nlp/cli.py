@@ -38,15 +38,17 @@ BackendOption = Annotated[
         help="What runs the model: torch (PyTorch, fp32), onnx-fp32 (the same fp32 model on ONNX Runtime, "
         "loaded without PyTorch: starts in about a second), onnx (ONNX Runtime int8, fastest on CPUs, "
         "within a point of macro-F1 of fp32), or auto (onnx-fp32 when ONNX Runtime is installed, else "
-        "torch). The ONNX backends export the model once into the user cache; if onnxruntime is "
-        "missing: pip install 'disclosure-nlp[onnx]'.",
+        "torch). The ONNX backends export the model once into the user cache; ONNX Runtime is part "
+        "of the plain install.",
     ),
 ]
 LabelCol = Annotated[str, typer.Option("--label-col", help="Column holding the gold layer.")]
 
 
 def _fail(err: Exception) -> None:
-    typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
+    # An error that names a Python argument says the flag here instead (--force, not force=True).
+    text = err.for_cli() if hasattr(err, "for_cli") else str(err)
+    typer.secho(f"error: {text}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code=2)
 
 
@@ -350,7 +352,7 @@ def _annotate_on_ray(inputs, output, *, summary, report, model, input_format, ou
 @app.command()
 def export(
     model_dir: Annotated[Optional[Path], typer.Argument(help="Model directory (default: the shipped default model).")] = None,
-    onnx: Annotated[Optional[Path], typer.Option("--onnx", help="Write the ONNX model (fp32 model.onnx and int8 model.int8.onnx, with tokenizer and config) to this directory; needs pip install 'disclosure-nlp[onnx]'.")] = None,
+    onnx: Annotated[Optional[Path], typer.Option("--onnx", help="Write the ONNX model (fp32 model.onnx and int8 model.int8.onnx, with tokenizer and config) to this directory (ONNX Runtime is part of the plain install).")] = None,
     full: Annotated[Optional[Path], typer.Option("--full", help="Write a standalone Hugging Face model directory here (the compact shipped form rebuilt with its full weights), ready for transformers' pipeline().")] = None,
     no_quantize: Annotated[bool, typer.Option("--no-int8", help="With --onnx: skip the int8 model.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Replace existing output directories.")] = False,

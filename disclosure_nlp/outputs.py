@@ -83,6 +83,21 @@ class OutputError(DisclosureError):
         super().__init__(f"{self.path}: {message}" if self.path else message)
 
 
+class AlreadyExists(OutputError):
+    """An output that exists and may not be replaced. One message, two phrasings: the Python
+    API names its argument (``force=True``) and the command line its flag (``--force``)."""
+
+    def __init__(self, path: str | Path, *, verb: str = "overwrite", flag: str = "--force",
+                 argument: str = "force=True", label: str | None = None) -> None:
+        self.verb, self.flag, self.argument, self.label = verb, flag, argument, label
+        prefix = f"{label}: " if label else ""
+        super().__init__(f"{prefix}already exists; pass {argument} to {verb} it", path=path)
+
+    def for_cli(self) -> str:
+        prefix = f"{self.label}: " if self.label else ""
+        return f"{self.path}: {prefix}already exists; pass {self.flag} to {self.verb} it"
+
+
 # --------------------------------------------------------------------------------------------
 # Atomic file replacement
 
@@ -94,7 +109,7 @@ def _check_target(path: Path, force: bool) -> None:
     if not path.parent.is_dir():
         raise OutputError(f"folder {path.parent} does not exist", path=path)
     if path.exists() and not force:
-        raise OutputError("already exists; use --force (force=True) to overwrite it", path=path)
+        raise AlreadyExists(path)
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -130,7 +145,7 @@ def check_output_paths(inputs: Iterable[str | os.PathLike[str]], outputs: Mappin
         if not os.access(folder, os.W_OK | os.X_OK):
             raise OutputError(f"{name}: folder {folder} is not writable", path=path)
         if path.exists() and not force:
-            raise OutputError(f"{name}: already exists; use --force (force=True) to overwrite it", path=path)
+            raise AlreadyExists(path, label=name)
 
 
 NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -919,7 +934,7 @@ def output_format(path: str | Path, format: str | None = None) -> str:
     if fmt is None:
         raise OutputError(
             f"cannot tell the output format from the extension {suffix or '(none)'}; use "
-            ".jsonl, .csv, .tsv or .parquet, or name the format",
+            ".jsonl, .csv, .tsv or .parquet, or name the format with --output-format (output_format= in Python)",
             path=path,
         )
     return fmt

@@ -49,6 +49,7 @@ from typing import Any, Sequence
 
 from .annotate import DEFAULT_MAX_CHARS, AnnotationSummary, summary_document
 from .errors import DataError, DisclosureError
+from .outputs import AlreadyExists
 from .transcripts import ColumnMap
 
 __all__ = ["RAY_INSTALL_HINT", "RayOptions", "annotate_ray", "require_ray"]
@@ -450,11 +451,11 @@ def annotate_ray(
     if local_target:
         path = Path(target)
         if path.exists() and not force:
-            raise DisclosureError(f"{path} already exists; pass --force to overwrite it")
+            raise AlreadyExists(path)
         if not path.parent.is_dir():
             raise DisclosureError(f"{path}: folder {path.parent} does not exist")
     if summary is not None and Path(summary).exists() and not force:
-        raise DisclosureError(f"{summary} already exists; pass --force to overwrite it")
+        raise AlreadyExists(summary)
     payload = _model_payload(model)
 
     started = time.perf_counter()

@@ -27,6 +27,7 @@ from .errors import DisclosureError
 from .layers import ID2LABEL, LABEL2ID, LAYERS
 from .metrics import EvaluationReport, compute_report
 from .modelstore import DEFAULT_BASE_PACKAGE, base_model_path, enforce_offline
+from .outputs import AlreadyExists
 
 
 @dataclass
@@ -196,7 +197,7 @@ def train(
     config = config or TrainConfig()
     target = Path(output_dir)
     if target.exists() and any(target.iterdir()) and not force:
-        raise DisclosureError(f"{target} already exists; pass --force to replace it")
+        raise AlreadyExists(target, verb="replace")
     _check_writable_parent(target)
     started = time.perf_counter()
     # The data and the base model are checked before PyTorch is imported, so that a wrong

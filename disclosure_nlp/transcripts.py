@@ -223,7 +223,8 @@ def _resolve(path: Path, format: str | None) -> _Source:
             shown = suffix or "(none)"
             raise DataError(
                 f"cannot tell the transcript format from the extension {shown}; use .jsonl, "
-                ".csv, .tsv, .txt, .parquet or a ConvoKit corpus directory, or name the format",
+                ".csv, .tsv, .txt, .parquet or a ConvoKit corpus directory, or name the format with "
+                "--format (format= in Python)",
                 path=path,
             )
     else:

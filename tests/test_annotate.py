@@ -292,8 +292,8 @@ def test_convokit_directory_and_gzip_together(tmp_path: Path) -> None:
 def test_existing_output_is_refused_without_force_and_kept(tmp_path: Path) -> None:
     source = write(tmp_path / "t.jsonl", jsonl({"text": "a"}))
     out = write(tmp_path / "out.jsonl", "precious\n")
-    with pytest.raises(DisclosureError, match="--force"):
-        run(source, out)
+    with pytest.raises(DisclosureError, match=r"already exists; pass force=True to overwrite it"):
+        run(source, out)  # the Python API names its argument; the CLI says --force (test_cli)
     assert out.read_text() == "precious\n"
     run(source, out, force=True)
     assert rows_of(out)[0]["text"] == "a"

@@ -448,3 +448,20 @@ def test_a_full_disk_is_one_line_keeps_nothing_half_written_and_resume_is_byte_i
     result = runner.invoke(app, ["annotate", str(samples), "-o", str(out), "-q", "--backend", "torch", "--resume"])
     assert result.exit_code == 0, result.output
     assert out.read_bytes() == clean.read_bytes()
+
+
+def test_an_existing_output_is_named_in_the_callers_language(tmp_path: Path) -> None:
+    from disclosure_nlp.annotate import annotate
+    from disclosure_nlp.errors import DisclosureError
+    from tests.fakes import HashClassifier
+
+    source = chat(tmp_path / "in.jsonl", ["I lost my job."])
+    out = tmp_path / "out.jsonl"
+    out.write_text("precious\n")
+    with pytest.raises(DisclosureError) as raised:
+        annotate(source, out, classifier=HashClassifier())
+    assert "pass force=True to overwrite it" in str(raised.value) and "--force" not in str(raised.value)
+    result = runner.invoke(app, ["annotate", str(source), "-o", str(out), "-q"])
+    assert result.exit_code == 2
+    assert "pass --force to overwrite it" in result.output and "force=True" not in result.output
+    assert out.read_text() == "precious\n"
