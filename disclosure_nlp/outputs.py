@@ -321,26 +321,38 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 NUL_STANDIN = "\ufffd"
 
 
+def _formula_like(text: str) -> bool:
+    """Starts with a formula character, after any number of leading quotes."""
+    rest = text.lstrip("'")
+    return bool(rest) and rest[0] in "=+-@\t\r"
+
+
 def csv_safe(text: str) -> str:
     """A text cell that a spreadsheet shows as text and any CSV reader can read back.
 
     A cell starting with ``= + - @``, a tab or a carriage return gets a leading ``'`` (the
     spreadsheet convention for "this is text"), so a message such as ``=HYPERLINK(…)`` cannot run
-    as a formula when the file is opened; the tool's own CSV reader removes that quote again.
+    as a formula when the file is opened. A text that already starts with quotes before such a
+    character gets one more, so that :func:`csv_unguard` gives back exactly what was written.
     A NUL character, which CSV readers refuse, becomes U+FFFD (JSONL and Parquet keep it).
     """
     if "\x00" in text:
         text = text.replace("\x00", NUL_STANDIN)
-    if text.startswith(FORMULA_STARTS):
+    if _formula_like(text):
         return "'" + text
     return text
 
 
 def csv_unguard(cell: str) -> str:
-    """Undo :func:`csv_safe`'s quote on reading (a ``'`` followed by a formula character)."""
-    if cell.startswith("'") and cell[1:2] and cell[1] in "=+-@\t\r":
+    """Undo :func:`csv_safe`'s quote (one ``'`` before quotes and a formula character)."""
+    if cell.startswith("'") and _formula_like(cell):
         return cell[1:]
     return cell
+
+
+OWN_CSV_COLUMNS = frozenset({"layer", "p_none", "p_surface", "p_intermediate", "p_core", "depth"})
+"""Columns that mark a CSV as one this tool wrote: only such a file has its quotes removed on
+reading, so a user's own CSV is read exactly as it is."""
 
 
 def _cell(value: Any, column: str) -> str:

@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import IO, Any, Callable, Iterable, Iterator
 
 from .errors import DataError, excerpt
-from .outputs import csv_unguard
+from .outputs import OWN_CSV_COLUMNS, csv_unguard
 
 __all__ = [
     "ColumnMap",
@@ -490,6 +490,7 @@ def _iter_delimited(lines: _Lines, ctx: _Context, delimiter: str) -> Iterator[Me
     path = ctx.source.path
     reader = csv.reader((text for _, text in lines), delimiter=delimiter, strict=True)
     header: list[str] | None = None
+    own = False
     header_line = 1
     end = 0
     while True:
@@ -505,7 +506,8 @@ def _iter_delimited(lines: _Lines, ctx: _Context, delimiter: str) -> Iterator[Me
             yield _BadRecord(_csv_reason(err, start), start)
             continue
         end = reader.line_num
-        row = [csv_unguard(cell) for cell in row]  # the quote csv_safe puts before =, +, -, @
+        if own:  # the quote csv_safe put before =, +, -, @ in a file this tool wrote
+            row = [csv_unguard(cell) for cell in row]
         raw = delimiter.join(row)
         if header is None:
             if not row or all(not cell.strip() for cell in row):
@@ -514,6 +516,7 @@ def _iter_delimited(lines: _Lines, ctx: _Context, delimiter: str) -> Iterator[Me
                 raise DataError("the header row is not valid UTF-8", path=path, line=start)
             header, header_line = [name.strip() for name in row], start
             _check_header(header, header_line, ctx)
+            own = OWN_CSV_COLUMNS <= set(header)
             continue
         if not row or all(not cell.strip() for cell in row):
             lines.first_bad(start, end)
