@@ -27,7 +27,7 @@ _EXPORTS = {
     "LabeledMessage": "reciprocity",
     "ConversationReciprocity": "reciprocity",
     "annotate": "annotate",
-    "AnnotationSummary": "annotate",
+    "AnnotationSummary": "records",
     "evaluate": "evaluation",
     "train": "training",
     "TrainConfig": "training",
@@ -43,7 +43,8 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .annotate import AnnotationSummary, annotate
+    from .annotate import annotate
+    from .records import AnnotationSummary
     from .classifier import DisclosureClassifier, Prediction
     from .convokit_transformer import DisclosureTransformer
     from .errors import DataError, DisclosureError, ModelError

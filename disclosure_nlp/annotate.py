@@ -35,8 +35,12 @@ the beginning. Parquet outputs cannot be continued (their footer comes last) and
 
 The summary and the report need the figures of every conversation; they are kept in a third
 partial file, ``.<name>.partial.figures`` (one JSON line per conversation, with the messages
-the report shows), checkpointed like the others and read back on resume; it is only written
-when a summary or report is asked for, and removed at the end.
+the report shows), checkpointed like the others, not in memory; it is only written when a
+summary or report is asked for. At the end, before the output is committed, the summary is
+streamed from it entry by entry and the report fed to a bounded
+:class:`~disclosure_nlp.report.ReportBuilder`, so memory does not grow with the number of
+conversations; then it is removed. A failure while writing those two (a full disk) keeps
+every partial file for ``resume``.
 
 An error in the input (:class:`DisclosureError`) removes the partial files, because that run
 cannot be continued as it stands; any other interruption (Ctrl-C, a kill, a full disk) keeps
@@ -50,7 +54,7 @@ import hashlib
 import os
 import time
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
@@ -58,6 +62,7 @@ from .classifier import Prediction
 from .errors import DataError, DisclosureError
 from .language import DEFAULT_POLICY, check_policy, detect_language
 from .layers import LAYERS
+from .records import AnnotationSummary, ConversationRecord, SummaryKeys, summary_document  # noqa: F401 (re-exported)
 from .transcripts import CORPUS_UTTERANCES, ColumnMap, Message, Reject, iter_conversations, read_messages
 
 ANNOTATION_FIELDS: tuple[str, ...] = (
@@ -83,63 +88,6 @@ DIGITS = 4
 CHECKPOINT_VERSION = 1
 IDENTITY_BYTES = 64 * 1024
 """Bytes hashed at each end of an input (and of the model's weights) to recognise it on resume."""
-
-
-def _plural(count: int, noun: str) -> str:
-    return f"{count} {noun}" + ("" if count == 1 else "s")
-
-
-@dataclass
-class AnnotationSummary:
-    """What an annotation run did; ``read == written + rejected`` always holds.
-
-    After a resumed run the counts cover the whole input, as if it had not been interrupted;
-    ``resumed_conversations`` says how many conversations the interrupted run had written.
-    """
-
-    read: int = 0
-    written: int = 0
-    rejected: int = 0
-    conversations: int = 0
-    seconds: float = 0.0
-    output: str | None = None
-    rejects_path: str | None = None
-    summary_path: str | None = None
-    report_path: str | None = None
-    resumed_conversations: int = 0
-    not_english: int = 0
-    """Messages found not in English: marked, rejected or labeled anyway, as ``language`` says."""
-    capped: int = 0
-    """Messages longer than ``max_chars``: labeled on their first ``max_chars`` characters."""
-    first_capped: str | None = None
-    """Where the first capped message is (file and line), for the user to look at."""
-
-    @property
-    def messages_per_second(self) -> float:
-        return self.written / self.seconds if self.seconds > 0 else 0.0
-
-    def line(self) -> str:
-        return (
-            f"read {_plural(self.read, 'message')}, wrote {self.written}, rejected {self.rejected} "
-            f"({_plural(self.conversations, 'conversation')}, {self.seconds:.1f} s, "
-            f"{self.messages_per_second:.0f} messages/s)"
-            + (f"; {self.not_english} not in English" if self.not_english else "")
-            + (f"; {self.capped} longer than the character cap, labeled on their beginning "
-               f"(first: {self.first_capped})" if self.capped else "")
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass
-class ConversationRecord:
-    """One analysed conversation, kept for the summary file and the HTML report."""
-
-    conversation_id: str
-    figures: dict[str, Any]
-    messages: list[dict[str, Any]] = field(default_factory=list)
-    """Per message: id, speaker, text, layer, depth (only for conversations shown in the report)."""
 
 
 def output_row(message: Message, annotation: dict[str, Any]) -> dict[str, Any]:
@@ -400,41 +348,77 @@ def _writer_state(data: dict[str, Any], key: str, checkpoint: Path):
         raise _cannot_resume(checkpoint, f"the checkpoint is damaged ('{key}')") from None
 
 
-def summary_document(conversations: Iterable[tuple[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
-    """The ``--summary`` document: conversation id → figures, in input order.
+def _count_records(partial: Path, offset: int, checkpoint: Path) -> int:
+    """How many conversations a resumed run's figures file holds (it is read, not kept)."""
+    try:
+        count = size = 0
+        with partial.open("rb") as handle:
+            while size < offset:
+                chunk = handle.read(min(1 << 20, offset - size))
+                if not chunk:
+                    raise ValueError("short")
+                count += chunk.count(b"\n")
+                size += len(chunk)
+                last = chunk[-1:]
+        if offset and last != b"\n":
+            raise ValueError("cut")
+    except (OSError, ValueError):
+        raise _cannot_resume(checkpoint, f"the figures file {partial.name} is missing or damaged") from None
+    return count
 
-    Conversation ids are unique within a file, not across files (two exports may both hold
-    ``c1``, and a file without ids names its one conversation after the file's stem), so a
-    repeated id gets ``#2``, ``#3``… in the order the inputs were read instead of overwriting
-    the earlier conversation's figures.
-    """
-    document: dict[str, dict[str, Any]] = {}
-    seen: dict[str, int] = {}
-    for conversation_id, figures in conversations:
-        key = conversation_id
-        while key in document:
-            seen[conversation_id] = seen.get(conversation_id, 1) + 1
-            key = f"{conversation_id}#{seen[conversation_id]}"
-        document[key] = figures
-    return document
 
-
-def _load_records(partial: Path, offset: int, checkpoint: Path) -> list[ConversationRecord]:
-    """The conversation records a resumed run had kept, read back from its figures file."""
+def _read_records(partial: Path, offset: int) -> Iterator[ConversationRecord]:
+    """The figures file's conversations, one at a time, up to ``offset`` bytes."""
     import json
 
-    try:
-        with partial.open("rb") as handle:
-            data = handle.read(offset)
-        if len(data) < offset:
-            raise ValueError("short")
-        records = []
-        for line in data.decode("utf-8").split("\n")[:-1]:  # not splitlines(): texts may hold U+2028
-            row = json.loads(line)
-            records.append(ConversationRecord(row["conversation_id"], row["figures"], row.get("messages") or []))
-    except (OSError, ValueError, KeyError, TypeError):
-        raise _cannot_resume(checkpoint, f"the figures file {partial.name} is missing or damaged") from None
-    return records
+    size = 0
+    with partial.open("rb") as handle:
+        for raw in handle:  # binary lines split at b"\n" only: a text may hold U+2028
+            size += len(raw)
+            if size > offset:
+                break
+            try:
+                row = json.loads(raw)
+                yield ConversationRecord(row["conversation_id"], row["figures"], row.get("messages") or [])
+            except (ValueError, KeyError, TypeError):
+                raise DataError(f"the figures file {partial.name} is damaged; start over without resume",
+                                path=partial) from None
+
+
+def _write_summary_and_report(
+    records: Callable[[], Iterator[ConversationRecord]],
+    summary: str | os.PathLike[str] | None,
+    report: str | os.PathLike[str] | None,
+    stats: AnnotationSummary,
+    force: bool,
+) -> None:
+    """Stream the run's conversations into the summary and the report.
+
+    Neither is held whole: the summary is written entry by entry and the report keeps a bounded
+    part (:class:`~disclosure_nlp.report.ReportBuilder`), so memory does not grow with the
+    number of conversations. Both are written to partial files and renamed into place together
+    at the end, so neither appears without the other.
+    """
+    from .outputs import open_json_object, write_text_atomic
+
+    with ExitStack() as stack:
+        out = stack.enter_context(open_json_object(summary, force=force)) if summary is not None else None
+        builder = None
+        if report is not None:
+            from .report import ReportBuilder
+
+            builder = ReportBuilder()
+        keys = SummaryKeys()
+        for record in records():
+            if out is not None:
+                out.add(keys.key(record.conversation_id), record.figures)
+            if builder is not None:
+                builder.add(record)
+        if builder is not None:
+            write_text_atomic(report, builder.render(stats), force=force)
+            stats.report_path = str(report)
+    if summary is not None:
+        stats.summary_path = str(summary)
 
 
 # --------------------------------------------------------------------------------------------
@@ -504,7 +488,6 @@ def annotate(
         read_checkpoint,
         remove_checkpoint,
         write_checkpoint,
-        write_json_atomic,
     )
 
     if on_error not in ("raise", "skip"):
@@ -578,7 +561,6 @@ def annotate(
     identities = [_input_identity(path) for path in paths] if resumable else []
     saved = read_checkpoint(checkpoint) if resume else None
     keep_figures, keep_messages = need_figures, need_messages
-    records: list[ConversationRecord] = []
     if saved is not None:
         _check_checkpoint(saved, checkpoint, target=target, fmt=fmt, inputs=identities, options=options)
         keep_figures, keep_messages = bool(saved.get("figures")), saved.get("report_messages")
@@ -623,8 +605,7 @@ def annotate(
         if keep_figures:
             if states["figures_state"] is None:
                 raise _cannot_resume(checkpoint, "the checkpoint is damaged (no figures file size)")
-            records = _load_records(figures_partial, states["figures_state"].offset, checkpoint)
-            if len(records) != saved["conversations"]:
+            if _count_records(figures_partial, states["figures_state"].offset, checkpoint) != saved["conversations"]:
                 raise _cannot_resume(checkpoint, f"the figures file {figures_partial.name} does not match the checkpoint")
         skip = saved["conversations"]
         expected_digest = saved.get("digest")
@@ -665,6 +646,11 @@ def annotate(
                 out = stack.enter_context(open_output(target, format=fmt, force=force))
                 sinks["rejects"] = stack.enter_context(_rejects_writer(rejects_path, force))
                 figures_out = _NullWriter()
+                if keep_figures:  # a side file that keeps the figures off the heap; never resumed
+                    stack.callback(_remove, figures_partial)
+                    figures_out = stack.enter_context(
+                        open_resumable(figures_partial, format="jsonl", partial=figures_partial, check=False)
+                    )
             opened = True
             stack.enter_context(bar)
             task = bar.add_task("annotating", total=None, rate="")
@@ -731,13 +717,12 @@ def annotate(
                     if not keep_figures:
                         continue
                     record = ConversationRecord(conversation_id, figures)
-                    if keep_messages is not None and len(records) < REPORT_CONVERSATION_LIMIT:
+                    if keep_messages is not None and stats.conversations <= REPORT_CONVERSATION_LIMIT:
                         record.messages = [
                             {"id": m.id, "speaker": m.speaker, "text": m.text if keep_messages else None,
                              "layer": r["layer"], "depth": r["depth"], "timestamp": m.timestamp}
                             for m, r in zip(messages, rows)
                         ]
-                    records.append(record)
                     figures_out.write(asdict(record))
                 save_checkpoint()
                 elapsed = time.perf_counter() - started
@@ -788,8 +773,13 @@ def annotate(
                 for writer in (out, sinks["rejects"], figures_out):
                     if not isinstance(writer, _NullWriter):
                         writer.keep_partial = True
-                if keep_figures:
-                    figures_out.discard()
+            if keep_figures:
+                # Before the output is committed: a failure here (a full disk) keeps every
+                # partial file and the checkpoint, and --resume only has to write these two.
+                if summary is not None or report is not None:
+                    end = figures_out.mark().offset
+                    _write_summary_and_report(lambda: _read_records(figures_partial, end), summary, report, stats, force)
+                figures_out.discard()
         # Leaving the block committed the rejects, then the output (each by rename).
         if resumable:
             remove_checkpoint(checkpoint)
@@ -798,15 +788,6 @@ def annotate(
             remove_checkpoint(checkpoint)  # the partial files were removed: nothing to resume
         raise
 
-    if summary is not None:
-        write_json_atomic(summary, summary_document((r.conversation_id, r.figures) for r in records), force=force)
-        stats.summary_path = str(summary)
-    if report is not None:
-        from .outputs import write_text_atomic
-        from .report import render_report
-
-        write_text_atomic(report, render_report(records, stats), force=force)
-        stats.report_path = str(report)
     return stats
 
 

@@ -55,6 +55,7 @@ __all__ = [
     "OutputWriter",
     "WriterState",
     "checkpoint_path",
+    "open_json_object",
     "open_output",
     "open_resumable",
     "partial_path",
@@ -519,6 +520,42 @@ class _JsonlWriter(_TextWriter):
         self._handle.write(json.dumps(clean, ensure_ascii=False, allow_nan=False) + "\n")
 
 
+class JsonObjectWriter(_TextWriter):
+    """One JSON object written entry by entry (the ``--summary`` of a run of any size).
+
+    The bytes are those of ``json.dumps(document, indent=2, ensure_ascii=False)`` and a newline,
+    as :func:`write_json_atomic` writes, but the document is never held: each entry is
+    serialised and written as it comes. NaN becomes ``null``. Use through
+    :func:`open_json_object`; the file appears when the block ends without an exception.
+    """
+
+    format = "json"
+    _entries = 0
+
+    def add(self, key: str, value: Any) -> None:
+        if self._state != "open" or self._handle is None:
+            raise RuntimeError("add() must be called inside the writer's with-block")
+        try:
+            body = json.dumps(_json_value(value, key), ensure_ascii=False, indent=2, allow_nan=False)
+        except (TypeError, ValueError) as err:
+            raise OutputError(f"cannot be written as JSON: {err}", path=self.path) from None
+        # indent=2 puts newlines only between tokens (strings escape theirs), so indenting the
+        # entry one level is a plain replacement.
+        lead = ",\n  " if self._entries else "{\n  "
+        self._handle.write(lead + json.dumps(str(key), ensure_ascii=False) + ": " + body.replace("\n", "\n  "))
+        self._entries += 1
+        self.rows_written += 1
+
+    def _write(self, row: Mapping[str, Any]) -> None:
+        for key, value in row.items():
+            self.add(str(key), value)
+
+    def _finish(self) -> None:
+        assert self._handle is not None
+        self._handle.write("\n}\n" if self._entries else "{}\n")
+        super()._finish()
+
+
 class _DelimitedWriter(_TextWriter):
     delimiter = ","
 
@@ -975,3 +1012,13 @@ def open_output(
         return _ParquetWriter(target, force=force, columns=columns, batch_size=batch_size)
     writer_class = {"jsonl": _JsonlWriter, "csv": _CsvWriter, "tsv": _TsvWriter}[fmt]
     return writer_class(target, force=force, columns=columns)
+
+
+def open_json_object(path: str | Path, *, force: bool = False) -> JsonObjectWriter:
+    """A writer of one JSON object, entry by entry: ``with open_json_object(p) as out: out.add(k, v)``.
+
+    The target is checked now, as :func:`open_output` checks it.
+    """
+    target = Path(path)
+    _check_target(target, force)
+    return JsonObjectWriter(target, force=force, columns=None)

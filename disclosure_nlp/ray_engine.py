@@ -47,7 +47,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from .annotate import DEFAULT_MAX_CHARS, AnnotationSummary, summary_document
+from .annotate import DEFAULT_MAX_CHARS
+from .records import AnnotationSummary, summary_document
 from .errors import DataError, DisclosureError
 from .outputs import AlreadyExists
 from .transcripts import ColumnMap

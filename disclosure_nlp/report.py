@@ -29,6 +29,7 @@ per-speaker figures, and the transcript inside a ``<details>`` element.
 from __future__ import annotations
 
 import base64
+import heapq
 import html
 import io
 import math
@@ -38,10 +39,10 @@ from typing import TYPE_CHECKING, Any
 
 from .layers import LAYERS, MAX_DEPTH
 
+from .records import AnnotationSummary, ConversationRecord
+
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from matplotlib.figure import Figure
-
-    from .annotate import AnnotationSummary, ConversationRecord
 
 TITLE = "Disclosure report"
 DPI = 100
@@ -53,6 +54,16 @@ PLOT_LABEL_CHARS = 20
 plot off the image (the tables show them in full)."""
 SCATTER_LABEL_LIMIT = 30
 """Up to this many conversations, points of the overview scatter carry their id."""
+RANKING_ROWS = 1000
+"""Rows of the ranking table: the conversations with the highest reciprocity index. A run of
+100,000 conversations listed in full made a 41 MB page that no browser scrolls; the rest are
+counted in the distribution below the table, so the report's memory and size stay bounded."""
+SCATTER_POINTS = 5000
+"""Up to this many conversations the overview plot draws one dot each; beyond, it shades a
+grid of :data:`DENSITY_BINS` × :data:`DENSITY_BINS` cells by how many conversations fall in each."""
+DENSITY_BINS = 40
+RI_BINS = 10
+"""Bins of the reciprocity-index distribution shown when the ranking is cut."""
 SPEAKERS_IN_RANKING = 4
 """Speakers listed per row of the ranking table; the rest are counted."""
 LEGEND_SPEAKERS = 12
@@ -295,6 +306,33 @@ class _Plotter:
         scatter.set_title("Reciprocity vs asymmetry (dot size: messages)", fontsize=9)
         scatter.grid(color="#e8eaed", linewidth=0.8)
 
+        self._layer_bars(bars, layer_counts)
+        return self._png(fig)
+
+    def density(self, grid: list[list[int]], layer_counts: dict[str, int]) -> str:
+        return self._draw(self._density, grid, layer_counts)
+
+    def _density(self, grid: list[list[int]], layer_counts: dict[str, int]) -> str:
+        from matplotlib.colors import LogNorm
+
+        fig = self._Figure(figsize=(10, 3.4), dpi=DPI)
+        fig.subplots_adjust(left=0.065, right=0.975, bottom=0.14, top=0.92, wspace=0.25)
+        shade, bars = fig.subplots(1, 2, width_ratios=[1.45, 1])
+        peak = max(max(row) for row in grid)
+        masked = [[count if count else float("nan") for count in row] for row in grid]
+        image = shade.imshow(masked, origin="lower", extent=(0, 1, 0, 1), aspect="auto", cmap="Blues",
+                             norm=LogNorm(vmin=1, vmax=max(2, peak)), interpolation="nearest")
+        fig.colorbar(image, ax=shade, label="conversations", pad=0.01)
+        shade.set_xlim(-0.03, 1.03)
+        shade.set_ylim(-0.03, 1.08)
+        shade.set_xlabel("asymmetry (0 = both go equally deep)")
+        shade.set_ylabel("reciprocity index")
+        shade.set_title(f"Reciprocity vs asymmetry ({sum(map(sum, grid))} conversations, shade: how many)", fontsize=9)
+        self._layer_bars(bars, layer_counts)
+        return self._png(fig)
+
+    @staticmethod
+    def _layer_bars(bars: Any, layer_counts: dict[str, int]) -> None:
         counts = [layer_counts.get(name, 0) for name in LAYERS]
         total = sum(counts)
         positions = list(range(len(LAYERS)))
@@ -307,7 +345,6 @@ class _Plotter:
         bars.set_xlim(0, max(counts + [1]) * 1.3)
         bars.set_xlabel("messages")
         bars.set_title("Messages per layer (conversations shown below)", fontsize=9)
-        return self._png(fig)
 
 
 # --------------------------------------------------------------------------- sections
@@ -389,59 +426,39 @@ def _speaker_means(figures: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def _ri_key(item: tuple[int, ConversationRecord]) -> tuple[int, float, int]:
+def _ri_key(index: int, figures: dict[str, Any]) -> tuple[int, float, int]:
     """Highest RI first, conversations without an RI last, ties in input order."""
-    index, record = item
-    ri = _number(record.figures.get("reciprocity_index"))
-    return (1, 0.0, index) if ri is None else (0, -float(record.figures["reciprocity_index"]), index)
+    ri = _number(figures.get("reciprocity_index"))
+    return (1, 0.0, index) if ri is None else (0, -float(figures["reciprocity_index"]), index)
 
 
-def _ranking(records: Sequence[ConversationRecord], shown: set[int]) -> str:
-    head = (
-        "<tr><th class='num'>#</th><th>conversation</th><th class='num'>messages</th>"
-        "<th class='num'>speakers</th><th>mean depth per speaker</th><th class='num'>RI</th>"
-        "<th class='num'>asymmetry</th><th class='num'>slope</th><th class='num'>lag-1 r</th>"
-        "<th class='num'>p</th></tr>"
+RANKING_HEAD = (
+    "<tr><th class='num'>#</th><th>conversation</th><th class='num'>messages</th>"
+    "<th class='num'>speakers</th><th>mean depth per speaker</th><th class='num'>RI</th>"
+    "<th class='num'>asymmetry</th><th class='num'>slope</th><th class='num'>lag-1 r</th>"
+    "<th class='num'>p</th></tr>"
+)
+
+
+def _ranking_cells(index: int, record: ConversationRecord, shown: bool) -> str:
+    """A ranking row without its rank cell (the rank is known only at the end)."""
+    f = record.figures
+    reasons = f.get("reasons") or {}
+    reasons = reasons if isinstance(reasons, dict) else {}
+    name = _e(record.conversation_id)
+    link = f'<a href="#{_anchor(index)}">{name}</a>' if shown else name
+    return (
+        f'<td class="id">{link}</td>'
+        f'<td class="num">{_e(f.get("n_messages", len(record.messages)))}</td>'
+        f'<td class="num">{_e(f.get("n_speakers", ""))}</td>'
+        f"<td>{_speaker_means(f)}</td>"
+        + _figure_cell(f.get("reciprocity_index"), reasons.get("reciprocity_index"))
+        + _figure_cell(f.get("asymmetry"), reasons.get("asymmetry"))
+        + _figure_cell(f.get("trajectory_slope"), reasons.get("trajectory_slope"), 3, signed=True)
+        + _figure_cell(f.get("lag1_correlation"), reasons.get("lag1_correlation"), signed=True)
+        + _figure_cell(f.get("lag1_p_value"), reasons.get("lag1_p_value"), 3)
+        + "</tr>"
     )
-    rows = []
-    for rank, (index, record) in enumerate(sorted(enumerate(records), key=_ri_key), start=1):
-        f = record.figures
-        reasons = f.get("reasons") or {}
-        reasons = reasons if isinstance(reasons, dict) else {}
-        name = _e(record.conversation_id)
-        link = f'<a href="#{_anchor(index)}">{name}</a>' if index in shown else name
-        rows.append(
-            "<tr>"
-            f'<td class="num">{rank}</td><td class="id">{link}</td>'
-            f'<td class="num">{_e(f.get("n_messages", len(record.messages)))}</td>'
-            f'<td class="num">{_e(f.get("n_speakers", ""))}</td>'
-            f"<td>{_speaker_means(f)}</td>"
-            + _figure_cell(f.get("reciprocity_index"), reasons.get("reciprocity_index"))
-            + _figure_cell(f.get("asymmetry"), reasons.get("asymmetry"))
-            + _figure_cell(f.get("trajectory_slope"), reasons.get("trajectory_slope"), 3, signed=True)
-            + _figure_cell(f.get("lag1_correlation"), reasons.get("lag1_correlation"), signed=True)
-            + _figure_cell(f.get("lag1_p_value"), reasons.get("lag1_p_value"), 3)
-            + "</tr>"
-        )
-    return f'<div class="wrap"><table>{head}{"".join(rows)}</table></div>'
-
-
-def _overview_plot(plotter: _Plotter, records: Sequence[ConversationRecord]) -> str:
-    points = []
-    for record in records:
-        ri, asym = record.figures.get("reciprocity_index"), record.figures.get("asymmetry")
-        if _number(ri) is not None and _number(asym) is not None:
-            n = record.figures.get("n_messages")
-            points.append((str(record.conversation_id), float(ri), float(asym), n if isinstance(n, int) else 0))
-    counts = {name: 0 for name in LAYERS}
-    for record in records:
-        for message in record.messages:
-            layer = message.get("layer")
-            if layer in counts:
-                counts[layer] += 1
-    image = plotter.overview(points, counts)
-    alt = "Left: reciprocity index against asymmetry, one dot per conversation. Right: messages per layer."
-    return f'<img class="plot" alt="{_e(alt)}" src="data:image/png;base64,{image}">'
 
 
 def _figures_table(figures: dict[str, Any]) -> str:
@@ -541,48 +558,179 @@ def _conversation(plotter: _Plotter, index: int, record: ConversationRecord) -> 
 # --------------------------------------------------------------------------- entry point
 
 
+class ReportBuilder:
+    """Takes an annotation run's conversations one at a time and renders the report at the end.
+
+    Memory is bounded whatever the number of conversations: it keeps the conversations that
+    get their own section (annotate keeps messages for the first
+    :data:`~disclosure_nlp.annotate.REPORT_CONVERSATION_LIMIT` only), the :data:`RANKING_ROWS`
+    best-ranked rows (pre-rendered), the overview's dots up to :data:`SCATTER_POINTS` (then a
+    fixed grid of counts) and a few running totals; everything else is counted, then dropped.
+    """
+
+    def __init__(self) -> None:
+        self.conversations = 0
+        self._shown: list[tuple[int, ConversationRecord]] = []
+        self._top: list[tuple[tuple[float, ...], int, str]] = []  # a min-heap on the negated rank key
+        self._points: list[tuple[str, float, float, int]] | None = []
+        self._grid: list[list[int]] | None = None
+        self._layer_counts = {name: 0 for name in LAYERS}
+        self._ri_bins = [0] * RI_BINS
+        self._without_ri = 0
+        self._sums = {"reciprocity_index": [0.0, 0], "asymmetry": [0.0, 0], "trajectory_slope": [0.0, 0]}
+
+    def add(self, record: ConversationRecord) -> None:
+        index = self.conversations
+        self.conversations += 1
+        shown = bool(record.messages)
+        if shown:
+            self._shown.append((index, record))
+            for message in record.messages:
+                layer = message.get("layer")
+                if layer in self._layer_counts:
+                    self._layer_counts[layer] += 1
+        figures = record.figures if isinstance(record.figures, dict) else {}
+        negated = tuple(-part for part in _ri_key(index, figures))
+        if len(self._top) < RANKING_ROWS:
+            heapq.heappush(self._top, (negated, index, _ranking_cells(index, record, shown)))
+        elif negated > self._top[0][0]:
+            heapq.heapreplace(self._top, (negated, index, _ranking_cells(index, record, shown)))
+        self._count(record.conversation_id, figures)
+
+    def _count(self, conversation_id: str, figures: dict[str, Any]) -> None:
+        for name, total in self._sums.items():
+            if _number(figures.get(name)) is not None:
+                total[0] += float(figures[name])
+                total[1] += 1
+        ri, asym = figures.get("reciprocity_index"), figures.get("asymmetry")
+        if _number(ri) is None:
+            self._without_ri += 1
+        else:
+            self._ri_bins[_bin(float(ri), RI_BINS)] += 1
+        if _number(ri) is None or _number(asym) is None:
+            return
+        n = figures.get("n_messages")
+        point = (str(conversation_id), float(ri), float(asym), n if isinstance(n, int) else 0)
+        if self._points is None:
+            self._shade(point)
+            return
+        self._points.append(point)
+        if len(self._points) > SCATTER_POINTS:  # too many dots to read: a grid from now on
+            self._grid = [[0] * DENSITY_BINS for _ in range(DENSITY_BINS)]
+            points, self._points = self._points, None
+            for old in points:
+                self._shade(old)
+
+    def _shade(self, point: tuple[str, float, float, int]) -> None:
+        assert self._grid is not None
+        self._grid[_bin(point[1], DENSITY_BINS)][_bin(point[2], DENSITY_BINS)] += 1
+
+    # ------------------------------------------------------------------ rendering
+    def _ranking(self) -> str:
+        rows = sorted(self._top, reverse=True)
+        body = "".join(f'<tr><td class="num">{rank}</td>{cells}' for rank, (_, _, cells) in enumerate(rows, start=1))
+        return f'<div class="wrap"><table>{RANKING_HEAD}{body}</table></div>'
+
+    def _rest(self) -> str:
+        """What the ranking leaves out, as a distribution (only when it leaves something out)."""
+        left_out = self.conversations - len(self._top)
+        if left_out <= 0:
+            return ""
+        with_ri = sum(self._ri_bins)
+        rows = "".join(
+            f'<tr><td>{i / RI_BINS:.1f}–{(i + 1) / RI_BINS:.1f}</td><td class="num">{count}</td>'
+            f'<td class="num">{100 * count / with_ri:.1f}%</td></tr>'
+            for i, count in enumerate(self._ri_bins)
+        ) if with_ri else ""
+        labels = (("reciprocity index", 2), ("asymmetry", 2), ("trajectory slope", 3))
+        means = ", ".join(
+            f"{label} {total[0] / total[1]:.{digits}f} (over {total[1]})"
+            for (label, digits), total in zip(labels, self._sums.values())
+            if total[1]
+        )
+        table = (
+            "<table><tr><th>reciprocity index</th><th class='num'>conversations</th>"
+            f"<th class='num'>share</th></tr>{rows}</table>" if rows else ""
+        )
+        return (
+            f'<p class="note">The table lists the {len(self._top)} conversations with the highest '
+            f"reciprocity index; the other {left_out} are counted below, not listed, so that the "
+            "report stays a size a browser opens (every conversation's figures are in the annotated "
+            "output and the summary file).</p>"
+            f"<h3>All {self.conversations} conversations</h3>"
+            f'<p class="muted">Means: {_e(means) if means else "none computable"}. '
+            f"Without a reciprocity index: {self._without_ri}.</p>{table}"
+        )
+
+    def _overview(self, plotter: _Plotter) -> str:
+        if self._points is not None:
+            image = plotter.overview(self._points, self._layer_counts)
+            alt = "Left: reciprocity index against asymmetry, one dot per conversation. Right: messages per layer."
+        else:
+            assert self._grid is not None
+            image = plotter.density(self._grid, self._layer_counts)
+            alt = ("Left: how many conversations have each reciprocity index and asymmetry, shaded. "
+                   "Right: messages per layer.")
+        return f'<img class="plot" alt="{_e(alt)}" src="data:image/png;base64,{image}">'
+
+    def render(self, stats: AnnotationSummary) -> str:
+        """The whole report as one HTML document; the same conversations and stats give the
+        same bytes."""
+        plotter = _Plotter()
+        shown = self._shown
+        hidden = self.conversations - len(shown)
+        limit_note = ""
+        if hidden:
+            where = ("listed in the table above only" if self.conversations <= RANKING_ROWS
+                     else "in the table or the counts above only")
+            limit_note = (
+                f'<p class="note">The report shows plots and transcripts for the first {len(shown)} '
+                f"conversations; the other {hidden} are {where} "
+                "(their figures are in the annotated output and the summary file).</p>"
+            )
+        texts_left_out = any(r.messages for _, r in shown) and not any(
+            m.get("text") is not None for _, r in shown for m in r.messages
+        )
+        privacy = '<p class="muted">Message texts were left out of this report.</p>' if texts_left_out else ""
+        sections = "".join(_conversation(plotter, i, record) for i, record in shown)
+        has_any = self.conversations > 0
+        overview_plot = self._overview(plotter) if has_any else '<p class="muted">No conversations.</p>'
+        ranking = self._ranking() + self._rest() if has_any else ""
+        return (
+            "<!doctype html>\n"
+            '<html lang="en"><head><meta charset="utf-8">'
+            f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            '<meta name="referrer" content="no-referrer">'
+            f"<title>{TITLE}</title><style>{STYLE}</style></head>\n<body>"
+            f"<h1>{TITLE}</h1>"
+            '<p class="muted">How deeply each person opens up in each conversation, and whether the '
+            "other person meets them there.</p>"
+            f"{privacy}{_counts(stats, self.conversations)}"
+            f"{_legend()}"
+            f"<h3>Overview</h3>{overview_plot}"
+            f"<h3>Conversations by reciprocity index</h3>{ranking}{limit_note}"
+            f"{sections}"
+            "</body></html>\n"
+        )
+
+
+def _bin(value: float, bins: int) -> int:
+    """The bin of a value in [0, 1] among ``bins`` equal ones (1 falls in the last)."""
+    return min(bins - 1, max(0, int(value * bins)))
+
+
 def render_report(records: Iterable[ConversationRecord], stats: AnnotationSummary) -> str:
     """The whole report as one HTML document; same records and stats give the same bytes.
 
     ``records`` are in input order; those with messages get their own section (plots and
-    transcript), the others appear in the overview ranking only.
+    transcript), the first :data:`RANKING_ROWS` by reciprocity index a row of the ranking, and
+    all of them a place in the overview.
     """
-    records = list(records)
-    plotter = _Plotter()
-    shown = [i for i, record in enumerate(records) if record.messages]
-    shown_set = set(shown)
-    hidden = len(records) - len(shown)
-    limit_note = ""
-    if hidden:
-        limit_note = (
-            f'<p class="note">The report shows plots and transcripts for the first {len(shown)} '
-            f"conversations; the other {hidden} are listed in the table above only "
-            "(their figures are in the annotated output and the summary file).</p>"
-        )
-    texts_left_out = any(r.messages for r in records) and not any(
-        m.get("text") is not None for r in records for m in r.messages
-    )
-    privacy = '<p class="muted">Message texts were left out of this report.</p>' if texts_left_out else ""
-    sections = "".join(_conversation(plotter, i, records[i]) for i in shown)
-    overview_plot = _overview_plot(plotter, records) if records else '<p class="muted">No conversations.</p>'
-    ranking = _ranking(records, shown_set) if records else ""
-    return (
-        "<!doctype html>\n"
-        '<html lang="en"><head><meta charset="utf-8">'
-        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        '<meta name="referrer" content="no-referrer">'
-        f"<title>{TITLE}</title><style>{STYLE}</style></head>\n<body>"
-        f"<h1>{TITLE}</h1>"
-        '<p class="muted">How deeply each person opens up in each conversation, and whether the '
-        "other person meets them there.</p>"
-        f"{privacy}{_counts(stats, len(records))}"
-        f"{_legend()}"
-        f"<h3>Overview</h3>{overview_plot}"
-        f"<h3>Conversations by reciprocity index</h3>{ranking}{limit_note}"
-        f"{sections}"
-        "</body></html>\n"
-    )
+    builder = ReportBuilder()
+    for record in records:
+        builder.add(record)
+    return builder.render(stats)
 
 
-__all__ = ["render_report"]
+__all__ = ["ReportBuilder", "render_report"]

@@ -230,3 +230,31 @@ def test_write_json_atomic(tmp_path: Path) -> None:
     assert json.loads(path.read_text())["ri"] == 0.5
     write_json_atomic(path, [1], force=True)
     assert json.loads(path.read_text()) == [1] and leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    "document",
+    [{}, {"a": {"x": [1, 2, {"y": "é\n\u2028"}], "nan": float("nan"), "empty": [], "nested": {}}, "b": None, "c": 1.5}],
+)
+def test_json_object_writer_writes_what_write_json_atomic_writes(tmp_path: Path, document: dict) -> None:
+    from disclosure_nlp.outputs import open_json_object
+
+    write_json_atomic(tmp_path / "whole.json", document)
+    with open_json_object(tmp_path / "streamed.json") as out:
+        for key, value in document.items():
+            out.add(key, value)
+    assert (tmp_path / "streamed.json").read_bytes() == (tmp_path / "whole.json").read_bytes()
+
+
+def test_json_object_writer_leaves_nothing_on_a_bad_value(tmp_path: Path) -> None:
+    from disclosure_nlp.outputs import open_json_object
+
+    target = tmp_path / "summary.json"
+    with pytest.raises(OutputError, match="cannot be written as JSON"):
+        with open_json_object(target) as out:
+            out.add("fine", {"n": 1})
+            out.add("bad", {"n": object()})
+    assert leftovers(tmp_path) == [] and not target.exists()
+    target.write_text("{}\n")
+    with pytest.raises(OutputError, match="already exists"):
+        open_json_object(target)

@@ -239,3 +239,52 @@ def test_a_real_browser_runs_nothing_from_the_input(tmp_path: Path) -> None:
     assert "<script" not in dom.lower()
     images = re.findall(r"<img\b[^>]*>", dom)
     assert len(images) == 2 and all('src="data:image/png;base64,' in tag for tag in images)
+
+
+def test_a_long_run_lists_its_best_conversations_and_counts_the_rest(monkeypatch) -> None:
+    """Past RANKING_ROWS the table keeps the highest RIs (ranks stay exact) and the rest are
+    a distribution; past SCATTER_POINTS the overview shades a grid instead of drawing dots."""
+    import disclosure_nlp.report as report
+
+    monkeypatch.setattr(report, "RANKING_ROWS", 3)
+    monkeypatch.setattr(report, "SCATTER_POINTS", 4)
+    base = record("x", MATCHED, keep_messages=False).figures
+    ris = [0.15, 0.95, None, 0.55, 0.85, 0.05, 0.9, 0.35]
+    records = []
+    for i, ri in enumerate(ris):
+        figures = dict(base, reciprocity_index=ri, asymmetry=0.2)
+        records.append(ConversationRecord(f"conv-{i}", figures, []))
+    page = render_report(records, summary(records))
+
+    ranking = page.split("Conversations by reciprocity index")[1]
+    ranked = re.findall(r'<tr><td class="num">(\d+)</td><td class="id">(conv-\d+)</td>', ranking)
+    assert ranked == [("1", "conv-1"), ("2", "conv-6"), ("3", "conv-4")]
+    assert "the other 5 are counted below" in page
+    assert "All 8 conversations" in page and "Without a reciprocity index: 1." in page
+    bins = dict(re.findall(r"<tr><td>(\d\.\d–\d\.\d)</td><td class=\"num\">(\d+)</td>", page))
+    assert bins["0.9–1.0"] == "2" and bins["0.0–0.1"] == "1" and sum(map(int, bins.values())) == 7
+    mean = sum(r for r in ris if r is not None) / 7
+    assert f"reciprocity index {mean:.2f} (over 7)" in page
+    assert "how many conversations have each reciprocity index and asymmetry, shaded" in page
+
+
+def test_a_short_run_keeps_every_row_and_no_distribution() -> None:
+    records = [record(f"c{i}", MATCHED if i % 2 else ONE_SIDED, keep_messages=False) for i in range(5)]
+    page = render_report(records, summary(records))
+    assert len(re.findall(r'<tr><td class="num">\d+</td><td class="id">', page)) == 5
+    assert "counted below" not in page and "one dot per conversation" in page
+
+
+def test_the_builder_keeps_a_bounded_part_of_a_large_run(monkeypatch) -> None:
+    import disclosure_nlp.report as report
+
+    monkeypatch.setattr(report, "RANKING_ROWS", 10)
+    monkeypatch.setattr(report, "SCATTER_POINTS", 20)
+    base = record("x", MATCHED, keep_messages=False).figures
+    builder = report.ReportBuilder()
+    for i in range(2000):
+        builder.add(ConversationRecord(f"c{i}", dict(base, reciprocity_index=(i * 7919 % 1000) / 1000), []))
+    kept = len(builder._top) + len(builder._shown) + len(builder._points or [])
+    assert builder.conversations == 2000 and kept <= 10
+    page = builder.render(AnnotationSummary(conversations=2000))
+    assert '<td class="num">1</td><td class="id">c' in page and "All 2000 conversations" in page
