@@ -2,11 +2,23 @@
 
 A fine-tuned classifier trained with cross-entropy on clean, team-written text is
 over-confident on real messages (before this module, 91% of its predictions on real corpora
-were >= 0.9, right or wrong). Temperature scaling (Guo et al. 2017) divides the logits by one
-number fitted on held-out real data; it leaves every argmax, and so every label, unchanged.
-The temperature is folded into the classification layer's weights, so the calibrated model is
-still a plain ``transformers`` directory: every backend and a bare ``pipeline`` see the same
-calibrated probabilities, with no side file that a loader could forget to apply.
+were >= 0.9, right or wrong). Two methods of Guo et al. (2017), both fitted on held-out real
+data by minimising the negative log-likelihood:
+
+* temperature scaling divides the logits by one number; it leaves every argmax, and so every
+  label, unchanged;
+* vector scaling (the default) gives each layer's logit its own scale and bias. It is still a
+  linear map of the logits, so it folds into the classification layer just the same, and it
+  can fix what one temperature cannot: on real text the shipped model was over-confident in
+  ``intermediate`` and under-confident in ``none`` at once (fitted scales 1.85 for ``none``,
+  0.33 for ``intermediate``). Because the biases move the decision boundaries, it can change
+  labels; on the held-out real-test sentences it raised macro-F1 by a point and cut the
+  calibration error by half. The biases carry a small L2 penalty so that a few hundred
+  held-out sentences cannot buy a large prior shift.
+
+The map is folded into the classification layer's weights, so the calibrated model is still a
+plain ``transformers`` directory: every backend and a bare ``pipeline`` see the same calibrated
+probabilities, with no side file that a loader could forget to apply.
 """
 
 from __future__ import annotations
@@ -18,6 +30,10 @@ from typing import Sequence
 import numpy as np
 
 DEFAULT_BINS = 15
+METHODS = ("vector", "temperature")
+VECTOR_BIAS_PENALTY = 0.01
+"""L2 penalty on the per-layer biases of vector scaling (on the mean NLL's scale)."""
+SCALE_BOUNDS = (0.05, 20.0)
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
@@ -45,6 +61,42 @@ def fit_temperature(logits: np.ndarray, gold: Sequence[int]) -> float:
         raise ValueError("no examples to fit a temperature on")
     result = minimize_scalar(lambda t: nll(logits, gold, t), bounds=(0.05, 20.0), method="bounded")
     return float(result.x)
+
+
+def fit_vector_scaling(logits: np.ndarray, gold: Sequence[int], penalty: float = VECTOR_BIAS_PENALTY) -> tuple[list[float], list[float]]:
+    """Per-layer scales and biases minimising NLL + ``penalty`` × the biases' squared norm.
+
+    Scales are bounded like the temperature (a scale outside [0.05, 20] would hide a broken
+    model rather than calibrate it); the fit starts from the identity map.
+    """
+    from scipy.optimize import minimize
+
+    z = np.asarray(logits, dtype=np.float64)
+    y = np.asarray(gold)
+    if len(y) == 0:
+        raise ValueError("no examples to fit a calibration on")
+    k = z.shape[1]
+    rows = np.arange(len(y))
+
+    def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
+        a, b = w[:k], w[k:]
+        probs = softmax(z * a + b)
+        picked = np.clip(probs[rows, y], 1e-12, None)
+        value = -np.log(picked).mean() + penalty * float(b @ b)
+        residual = probs.copy()
+        residual[rows, y] -= 1.0
+        residual /= len(y)
+        grad = np.concatenate([(residual * z).sum(axis=0), residual.sum(axis=0) + 2 * penalty * b])
+        return float(value), grad
+
+    start = np.concatenate([np.ones(k), np.zeros(k)])
+    bounds = [SCALE_BOUNDS] * k + [(None, None)] * k
+    result = minimize(loss, start, jac=True, method="L-BFGS-B", bounds=bounds)
+    return [float(v) for v in result.x[:k]], [float(v) for v in result.x[k:]]
+
+
+def apply_vector_scaling(logits: np.ndarray, scales: Sequence[float], biases: Sequence[float]) -> np.ndarray:
+    return np.asarray(logits, dtype=np.float64) * np.asarray(scales) + np.asarray(biases)
 
 
 @dataclass(frozen=True)
@@ -148,3 +200,20 @@ def fold_temperature(model, temperature: float) -> None:
         layer.weight.div_(temperature)
         if layer.bias is not None:
             layer.bias.div_(temperature)
+
+
+def fold_vector_scaling(model, scales: Sequence[float], biases: Sequence[float]) -> None:
+    """Make the logits of ``model`` ``scales * logits + biases`` for good, in its last layer."""
+    import torch
+
+    layer = classification_layer(model)
+    with torch.no_grad():
+        scale = torch.tensor(list(scales), dtype=layer.weight.dtype, device=layer.weight.device)
+        shift = torch.tensor(list(biases), dtype=layer.weight.dtype, device=layer.weight.device)
+        if layer.weight.shape[0] != len(scale):
+            raise ValueError(f"{len(scale)} scales for a layer with {layer.weight.shape[0]} outputs")
+        layer.weight.mul_(scale[:, None])
+        if layer.bias is None:
+            layer.bias = torch.nn.Parameter(shift.clone())
+        else:
+            layer.bias.mul_(scale).add_(shift)

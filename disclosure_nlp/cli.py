@@ -128,7 +128,8 @@ def train(
     real_csv: Annotated[Optional[Path], typer.Option("--real-csv", help="The public CL-Aff OffMyChest labeled_training_set.csv: the project's labels of its sentences (data/real/claff_labels.jsonl) are joined with it; real-train is trained on, real-dev picks the epoch and fits the calibration.")] = None,
     real_labels: Annotated[Optional[Path], typer.Option("--real-labels", help="Labels by sentence id to join with --real-csv (default: the project's data/real/claff_labels.jsonl).")] = None,
     real_weight: Annotated[int, typer.Option("--real-weight", min=1, help="Times each real training sentence is seen per epoch.")] = 2,
-    calibrate: Annotated[bool, typer.Option("--calibrate/--no-calibrate", help="Fit a temperature on real-dev (else dev) and fold it into the model.")] = True,
+    calibrate: Annotated[bool, typer.Option("--calibrate/--no-calibrate", help="Fit a calibration on real-dev (else dev) and fold it into the model.")] = True,
+    calibration: Annotated[str, typer.Option("--calibration", help="Calibration method: vector (a scale and a bias per layer) or temperature (one number; labels unchanged).")] = "vector",
     text_col: TextCol = "text",
     label_col: LabelCol = "layer",
     force: Annotated[bool, typer.Option("--force", help="Replace an existing output directory.")] = False,
@@ -140,6 +141,7 @@ def train(
     config = TrainConfig(
         epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, patience=patience, seed=seed,
         max_length=max_length, freeze_embeddings=not train_embeddings, real_weight=real_weight, calibrate=calibrate,
+        calibration_method=calibration,
     )
     if base_model:
         config.base_model = base_model
@@ -175,6 +177,31 @@ def train(
     typer.echo(
         f"wrote {output}: best epoch {result.best_epoch}/{len(result.history)}, dev macro-F1 "
         f"{result.dev_report.macro_f1:.3f}, {result.seconds:.0f} s"
+    )
+
+
+@app.command()
+def calibrate(
+    model_dir: Annotated[Optional[Path], typer.Argument(help="Model directory (default: the shipped default model).")] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Model directory to write (compact when the input is).")] = ...,
+    real_csv: Annotated[Path, typer.Option("--real-csv", help="The public CL-Aff OffMyChest labeled_training_set.csv; the dev split of the project's labels is fitted on.")] = ...,
+    real_labels: Annotated[Optional[Path], typer.Option("--real-labels", help="Labels by sentence id (default: the project's data/real/claff_labels.jsonl).")] = None,
+    method: Annotated[str, typer.Option("--method", help="vector (a scale and a bias per layer) or temperature (one number; labels unchanged).")] = "vector",
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing output directory.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr (it is shown only on a terminal anyway).")] = False,
+) -> None:
+    """Refit a model's calibration on real held-out sentences and write the calibrated model."""
+    from .recalibration import recalibrate
+
+    try:
+        result = recalibrate(model_dir, output, real_csv=real_csv, real_labels=real_labels, method=method, force=force,
+                             progress=not quiet and sys.stderr.isatty())
+    except DisclosureError as err:
+        _fail(err)
+    record = result.calibration
+    typer.echo(
+        f"wrote {result.output_dir}: {record['method']} calibration fitted on {record['n']} real-dev sentences, "
+        f"expected calibration error there {record['ece_before']:.3f} -> {record['ece_after']:.3f}"
     )
 
 

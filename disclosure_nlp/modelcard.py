@@ -38,6 +38,25 @@ def _data(record: dict) -> str:
     return f"`{record['path']}`" + (f" (split `{split}`)" if split is not None else "")
 
 
+def _calibration_line(calibration: dict) -> str:
+    earlier = calibration.get("after")
+    if calibration.get("method", "temperature") == "temperature":
+        what = f"temperature {calibration['temperature']}"
+        effect = "Labels are unchanged by it."
+    else:
+        pairs = ", ".join(f"{name} ×{a:.2f} {b:+.2f}" for name, a, b in zip(LAYERS, calibration["scales"], calibration["biases"]))
+        what = f"vector scaling (a scale and a bias per layer: {pairs})"
+        effect = "It can change labels where two layers were close."
+    line = (
+        f"- Calibration: {what} fitted on {calibration['fitted_on']} ({calibration['n']} messages) and folded into "
+        f"the classification layer, so any loader sees calibrated probabilities; expected calibration error there "
+        f"{calibration['ece_before']:.3f} before, {calibration['ece_after']:.3f} after. {effect}"
+    )
+    if isinstance(earlier, dict):
+        line += f" It was fitted on top of the training run's own calibration ({earlier.get('method', 'temperature')})."
+    return line + "\n"
+
+
 def render_model_card(name: str, training: dict, metrics: dict) -> str:
     config = training["config"]
     label_rows = "\n".join(f"| {i} | `{layer}` | {DESCRIPTIONS[layer]} |" for i, layer in enumerate(LAYERS))
@@ -81,12 +100,7 @@ def render_model_card(name: str, training: dict, metrics: dict) -> str:
         )
     calibration = training.get("calibration")
     if calibration:
-        sections.append(
-            f"- Calibration: temperature {calibration['temperature']} fitted on {calibration['fitted_on']} "
-            f"({calibration['n']} messages) and folded into the classification layer, so any loader sees calibrated "
-            f"probabilities; expected calibration error there {calibration['ece_before']:.3f} before, "
-            f"{calibration['ece_after']:.3f} after. Labels are unchanged by it.\n"
-        )
+        sections.append(_calibration_line(calibration))
     sections += [
         "## Metrics\n",
         "### Dev set (used for early stopping, so optimistic)\n\n" + metrics_table(metrics["dev"]) + "\n",

@@ -53,8 +53,10 @@ class TrainConfig:
     """How many times each real training sentence is seen per epoch (with ``real_csv``): real
     sentences are fewer than the team's messages, and they are the text the model must hold on."""
     calibrate: bool = True
-    """Fit a temperature on held-out data (real-dev when given, else dev) and fold it into the
+    """Fit a calibration on held-out data (real-dev when given, else dev) and fold it into the
     classification layer (see :mod:`.calibration`)."""
+    calibration_method: str = "vector"
+    """``vector`` (a scale and a bias per layer) or ``temperature`` (one number, labels kept)."""
 
 
 @dataclass
@@ -301,8 +303,8 @@ def train(
                 if stale >= config.patience:
                     break
     model.load_state_dict(best_state)
-    calibration = _calibrate(model, real_dev_ids or dev_ids, real_dev_labels or dev_labels, pad_id, device,
-                             "real-dev" if real_dev_ids else "dev") if config.calibrate else None
+    calibration = calibrate_model(model, real_dev_ids or dev_ids, real_dev_labels or dev_labels, pad_id, device,
+                                  "real-dev" if real_dev_ids else "dev", config.calibration_method) if config.calibrate else None
     elapsed = time.perf_counter() - started
     result = TrainResult(
         output_dir=target,
@@ -323,17 +325,36 @@ def train(
     return result
 
 
-def _calibrate(model, encoded, gold, pad_id, device, name: str) -> dict:
-    """Fit a temperature on held-out data and fold it into the model; returns the record."""
-    from .calibration import calibration_report, fit_temperature, fold_temperature, softmax
+def calibrate_model(model, encoded, gold, pad_id, device, name: str, method: str = "vector") -> dict:
+    """Fit a calibration on held-out data and fold it into the model; returns the record."""
+    from .calibration import (
+        METHODS,
+        VECTOR_BIAS_PENALTY,
+        calibration_report,
+        fit_temperature,
+        fit_vector_scaling,
+        fold_temperature,
+        fold_vector_scaling,
+        softmax,
+    )
 
+    if method not in METHODS:
+        raise DisclosureError(f"unknown calibration method {method!r}; expected one of {', '.join(METHODS)}")
     logits = _predict_logits(model, encoded, pad_id, device)
     before = calibration_report(softmax(logits), gold)
-    temperature = fit_temperature(logits, gold)
-    fold_temperature(model, temperature)
+    record: dict = {"method": method}
+    if method == "temperature":
+        temperature = fit_temperature(logits, gold)
+        fold_temperature(model, temperature)
+        record["temperature"] = round(temperature, 4)
+    else:
+        scales, biases = fit_vector_scaling(logits, gold)
+        fold_vector_scaling(model, scales, biases)
+        record.update(scales=[round(v, 4) for v in scales], biases=[round(v, 4) for v in biases],
+                      bias_penalty=VECTOR_BIAS_PENALTY)
     after = calibration_report(softmax(_predict_logits(model, encoded, pad_id, device)), gold)
-    return {"method": "temperature", "temperature": round(temperature, 4), "fitted_on": name, "n": len(gold),
-            "ece_before": round(before.ece, 4), "ece_after": round(after.ece, 4)}
+    record.update(fitted_on=name, n=len(gold), ece_before=round(before.ece, 4), ece_after=round(after.ece, 4))
+    return record
 
 
 def _check_writable_parent(target: Path) -> None:

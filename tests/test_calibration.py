@@ -62,3 +62,45 @@ def test_reliability_diagram_is_a_png(tmp_path) -> None:
     report = calibration_report(np.array([[0.7, 0.3, 0, 0], [0.2, 0.8, 0, 0]]), [0, 0])
     path = reliability_diagram(report, tmp_path / "r.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_vector_scaling_undoes_a_per_layer_distortion_a_temperature_cannot() -> None:
+    from disclosure_nlp.calibration import apply_vector_scaling, fit_vector_scaling
+
+    rng = np.random.default_rng(1)
+    true_logits = rng.normal(size=(6000, 4)) * 1.5
+    gold = [rng.choice(4, p=p) for p in softmax(true_logits)]
+    # One layer too sharp, one too flat, a prior pushed toward the last: what one number cannot fix.
+    distorted = true_logits * np.array([0.5, 1.0, 3.0, 1.0]) + np.array([0.0, 0.0, 0.0, 1.0])
+    scales, biases = fit_vector_scaling(distorted, gold, penalty=0.0)
+    assert scales == pytest.approx([2.0, 1.0, 1 / 3, 1.0], rel=0.15)
+    assert biases[3] - np.mean(biases[:3]) == pytest.approx(-1.0, abs=0.2)
+    vector = calibration_report(softmax(apply_vector_scaling(distorted, scales, biases)), gold).ece
+    temperature = calibration_report(softmax(distorted, fit_temperature(distorted, gold)), gold).ece
+    assert vector < 0.03 and vector < temperature / 2
+
+
+def test_the_bias_penalty_pulls_biases_toward_zero() -> None:
+    from disclosure_nlp.calibration import fit_vector_scaling
+
+    rng = np.random.default_rng(2)
+    logits = rng.normal(size=(500, 4))
+    gold = [3 if rng.random() < 0.7 else int(rng.integers(0, 3)) for _ in range(500)]
+    free = fit_vector_scaling(logits, gold, penalty=0.0)[1]
+    held = fit_vector_scaling(logits, gold, penalty=1.0)[1]
+    assert np.linalg.norm(held) < np.linalg.norm(free) / 2
+
+
+def test_folding_vector_scaling_maps_the_logits_exactly() -> None:
+    torch = pytest.importorskip("torch")
+    from disclosure_nlp.calibration import fold_vector_scaling
+
+    torch.manual_seed(0)
+    model = torch.nn.Module()
+    model.classifier = torch.nn.Linear(6, 4)
+    x = torch.randn(32, 6)
+    before = model.classifier(x).detach()
+    fold_vector_scaling(model, [2.0, 0.5, 1.0, 3.0], [0.1, -0.2, 0.0, 0.3])
+    after = model.classifier(x).detach()
+    expected = before * torch.tensor([2.0, 0.5, 1.0, 3.0]) + torch.tensor([0.1, -0.2, 0.0, 0.3])
+    assert torch.allclose(after, expected, atol=1e-5)
