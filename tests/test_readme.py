@@ -53,7 +53,7 @@ def blocks(heading: str, language: str) -> list[str]:
 
 
 def test_the_block_finder_keeps_to_its_section():
-    assert any("annotate_frame(" in block for block in blocks("pandas:", "python"))
+    assert any("analyze_frame(" in block for block in blocks("pandas:", "python"))
     assert not any("DisclosureTransformer" in block for block in blocks("pandas:", "python"))
     with pytest.raises(AssertionError, match="no python block"):
         blocks("No such section", "python")
