@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .annotate import DEFAULT_MAX_CHARS
+from .pipeline.options import check_max_chars
 from .records import AnnotationSummary, summary_document
 from .errors import DataError, DisclosureError
 from .outputs import AlreadyExists
@@ -444,6 +445,7 @@ def annotate_ray(
     if language not in ("mark", "label"):
         raise DisclosureError(f"--language {language}: not available with --engine ray (it writes no rejects "
                               "file); use mark or label, or --engine local")
+    check_max_chars(max_chars)
     items = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
     fmt, files = _input_files(items, format)
     out_fmt = _output_format(str(output), output_format)
