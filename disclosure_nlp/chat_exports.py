@@ -106,11 +106,13 @@ def parse_document(data: bytes, path: Path) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:
+        line = err.lineno
         if err.pos >= len(text.rstrip()) or err.msg.startswith("Unterminated string"):
             reason = "not valid JSON: the document ends early (a cut-off export?)"
+            line = min(line, text.rstrip().count("\n") + 1)  # the last line that has anything
         else:
             reason = f"not valid JSON ({err.msg} at column {err.colno})"
-        raise DataError(reason, path=path, line=err.lineno) from None
+        raise DataError(reason, path=path, line=line) from None
     except RecursionError:
         raise DataError("not readable JSON: nested too deeply", path=path) from None
     except ValueError as err:  # an integer of over 4,300 digits
