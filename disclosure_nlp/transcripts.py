@@ -17,6 +17,15 @@ Accepted inputs
 * Parquet tables (``.parquet``), read with pyarrow one record batch at a time; values become
   ids and timestamps the way :func:`disclosure_nlp.frame.annotate_frame` reads a DataFrame
   (``3.0`` is id ``3``, a typed timestamp its ISO text), and a "line" is a 1-based row number.
+* Chat exports (see :mod:`disclosure_nlp.chat_exports`): Telegram Desktop ``result.json``,
+  DiscordChatExporter JSON and CSV, Facebook/Instagram Messenger ``message_N.json``, an unzipped
+  Slack export folder, and WebVTT (``.vtt``) / SRT (``.srt``) meeting transcripts. A ``.json``
+  file starting with ``{`` is read as an export when it has an export's shape, and as JSON Lines
+  otherwise: only its first line is parsed to tell, unless that line is no JSON value on its own
+  (a pretty-printed document), so a large JSON Lines file is still streamed. An export is one
+  JSON document and cannot be decoded a line at a time: it is parsed whole (the standard
+  library has no incremental parser and ``ijson`` is not a dependency), and its bad messages are
+  named by JSON path (``messages[3].from``) in the error's field, with no line.
 
 Any of the text formats may be gzip-compressed; the gzip magic number, not the ``.gz`` name,
 decides.
@@ -834,7 +843,8 @@ def read_messages(
     The path, its format, compression and text-ness are checked now, so a wrong path fails at
     the call; records are read only as the iterator is consumed, so memory does not grow with
     the file. ``format`` overrides the extension ("jsonl", "csv", "tsv", "parquet", "text",
-    "whatsapp", "convokit").
+    "whatsapp", "convokit", "telegram", "discord", "slack", "messenger", "vtt", "srt"); the
+    column map applies to JSONL, CSV, TSV and Parquet, the exports have fixed fields.
 
     With ``on_error="raise"`` the first bad record raises :class:`DataError` naming file, line
     and field. With ``on_error="skip"`` each bad record is passed to ``on_reject`` (if given)
@@ -844,7 +854,9 @@ def read_messages(
     Defaults: a missing id becomes ``"<stem>:<line>"`` and a missing conversation id the file's
     stem (one file, one conversation). WhatsApp system lines ("Messages and calls are
     end-to-end encrypted", "X added Y") and bracketed log events without a speaker are not
-    messages and are skipped; ``<Media omitted>`` is a speaker's message and is kept.
+    messages and are skipped; ``<Media omitted>`` is a speaker's message and is kept. So are the
+    system events of chat exports (Telegram ``service`` messages, Slack join/leave subtypes, ...),
+    while an export's message without text is a bad record ("empty text").
     """
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
