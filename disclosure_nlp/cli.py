@@ -273,13 +273,13 @@ def evaluate(
 
 @app.command()
 def annotate(
-    inputs: Annotated[list[Path], typer.Argument(help="Transcript files (JSONL/ConvoKit, CSV/TSV, Parquet, .txt chat logs; .gz ok for text) or ConvoKit corpus directories.")],
+    inputs: Annotated[list[Path], typer.Argument(help="Transcript files (JSONL/ConvoKit, CSV/TSV, Parquet, .txt chat logs, Telegram/Discord/Messenger .json exports, Discord .csv, .vtt/.srt meeting transcripts; .gz ok for text) or ConvoKit corpus and Slack export directories.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Annotated messages: .jsonl, .csv, .tsv or .parquet.")],
     summary: Annotated[Optional[Path], typer.Option("--summary", help="Write per-conversation reciprocity figures as JSON here.")] = None,
     report: Annotated[Optional[Path], typer.Option("--report", help="Write a self-contained HTML report here.")] = None,
     report_text: Annotated[bool, typer.Option("--report-text/--no-report-text", help="Show message texts in the report.")] = True,
     model: ModelOption = None,
-    input_format: Annotated[Optional[str], typer.Option("--format", help="Input format: jsonl, csv, tsv, parquet, text, whatsapp, convokit (default: from the extension).")] = None,
+    input_format: Annotated[Optional[str], typer.Option("--format", help="Input format: jsonl, csv, tsv, parquet, text, whatsapp, convokit, telegram, discord, slack, messenger, vtt, srt (default: from the extension, and for .json and directories from the content).")] = None,
     output_format: Annotated[Optional[str], typer.Option("--output-format", help="Output format (default: from the extension).")] = None,
     text_col: Annotated[str, typer.Option("--text-col")] = "text",
     speaker_col: Annotated[str, typer.Option("--speaker-col")] = "speaker",

@@ -17,6 +17,15 @@ Accepted inputs
 * Parquet tables (``.parquet``), read with pyarrow one record batch at a time; values become
   ids and timestamps the way :func:`disclosure_nlp.frame.annotate_frame` reads a DataFrame
   (``3.0`` is id ``3``, a typed timestamp its ISO text), and a "line" is a 1-based row number.
+* Chat exports (see :mod:`disclosure_nlp.chat_exports`): Telegram Desktop ``result.json``,
+  DiscordChatExporter JSON and CSV, Facebook/Instagram Messenger ``message_N.json``, an unzipped
+  Slack export folder, and WebVTT (``.vtt``) / SRT (``.srt``) meeting transcripts. A ``.json``
+  file starting with ``{`` is read as an export when it has an export's shape, and as JSON Lines
+  otherwise: only its first line is parsed to tell, unless that line is no JSON value on its own
+  (a pretty-printed document), so a large JSON Lines file is still streamed. An export is one
+  JSON document and cannot be decoded a line at a time: it is parsed whole (the standard
+  library has no incremental parser and ``ijson`` is not a dependency), and its bad messages are
+  named by JSON path (``messages[3].from``) in the error's field, with no line.
 
 Any of the text formats may be gzip-compressed; the gzip magic number, not the ``.gz`` name,
 decides.
@@ -41,8 +50,8 @@ import os
 import re
 import zlib
 from array import array
-from contextlib import nullcontext
-from dataclasses import dataclass, field, fields as dataclass_fields
+from contextlib import ExitStack
+from dataclasses import dataclass, field, fields as dataclass_fields, replace as _replace
 from datetime import date as _date, datetime, time as _time, timezone
 from pathlib import Path
 from typing import IO, Any, Callable, Iterable, Iterator
@@ -60,7 +69,10 @@ __all__ = [
     "read_messages",
 ]
 
-FORMATS = ("jsonl", "csv", "tsv", "text", "whatsapp", "convokit", "parquet")
+FORMATS = (
+    "jsonl", "csv", "tsv", "text", "whatsapp", "convokit", "parquet",
+    "telegram", "discord", "slack", "messenger", "vtt", "srt",
+)
 SNIFF_BYTES = 8192
 GZIP_MAGIC = b"\x1f\x8b"
 CORPUS_UTTERANCES = "utterances.jsonl"
@@ -74,6 +86,8 @@ _SUFFIX_FORMATS = {
     ".txt": "text",
     ".log": "text",
     ".parquet": "parquet",
+    ".vtt": "vtt",
+    ".srt": "srt",
 }
 PARQUET_MAGIC = b"PAR1"
 PARQUET_BATCH_ROWS = 1024
@@ -161,14 +175,22 @@ class Reject:
 
 
 class _BadRecord(Exception):
-    """One unusable record; turned into a DataError or a Reject by the reading loop."""
+    """One unusable record; turned into a DataError or a Reject by the reading loop.
 
-    def __init__(self, reason: str, line: int, field: str | None = None, raw: str = "") -> None:
+    ``line`` is ``None`` for a record of a whole-document JSON export, whose place is then the
+    JSON path in ``field`` (``messages[3].from``); ``path`` names the file when it is not the
+    source's own (a Slack export's day file).
+    """
+
+    def __init__(
+        self, reason: str, line: int | None, field: str | None = None, raw: str = "", path: Path | None = None
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.line = line
         self.field = field
         self.raw = raw
+        self.path = path
 
 
 # --------------------------------------------------------------------------------------------
@@ -177,8 +199,10 @@ class _BadRecord(Exception):
 
 @dataclass(frozen=True)
 class _Source:
-    path: Path  # the file actually read
-    fmt: str  # jsonl | csv | tsv | text | whatsapp | parquet
+    path: Path  # the file actually read (a Slack export: its folder)
+    # jsonl | csv | tsv | text | whatsapp | parquet | telegram | discord | discord_csv | slack |
+    # messenger | vtt | srt | json (a .json file: a chat export or JSON Lines, told by content)
+    fmt: str
     stem: str  # default conversation id and id prefix
     gzipped: bool
 
@@ -206,15 +230,32 @@ def _resolve(path: Path, format: str | None) -> _Source:
     if not path.exists():
         raise DataError("no such file or directory", path=path)
     if path.is_dir():
-        if format not in (None, "convokit"):
+        if format not in (None, "convokit", "slack"):
             raise DataError(f"is a directory; format '{format}' needs a file", path=path)
         utterances = path / CORPUS_UTTERANCES
-        if not utterances.is_file():
+        if format != "slack" and utterances.is_file():
+            return _sniffed(utterances, "jsonl", path.name)
+        from .chat_exports import is_slack_export
+
+        if format != "convokit" and is_slack_export(path):
+            return _Source(path=path, fmt="slack", stem=path.name, gzipped=False)
+        if format == "slack":
             raise DataError(
-                f"is a directory but not a ConvoKit corpus (it has no {CORPUS_UTTERANCES})",
+                "is not a Slack export (it has no channels.json or users.json); give the unzipped "
+                "export's top folder",
                 path=path,
             )
-        return _sniffed(utterances, "jsonl", path.name)
+        raise DataError(
+            f"is a directory but not a ConvoKit corpus (it has no {CORPUS_UTTERANCES})"
+            + ("" if format == "convokit" else " nor a Slack export (no channels.json)"),
+            path=path,
+        )
+    if format == "slack":
+        raise DataError(
+            "a Slack export is a folder (channels.json, users.json and a folder per channel); unzip "
+            "the export and give its top folder",
+            path=path,
+        )
     name = _strip_gz(path.name)
     if format is None:
         suffix = Path(name).suffix.lower()
@@ -223,15 +264,53 @@ def _resolve(path: Path, format: str | None) -> _Source:
             shown = suffix or "(none)"
             raise DataError(
                 f"cannot tell the transcript format from the extension {shown}; use .jsonl, "
-                ".csv, .tsv, .txt, .parquet or a ConvoKit corpus directory, or name the format with "
-                "--format (format= in Python)",
+                ".csv, .tsv, .txt, .parquet, .vtt, .srt, a chat export's .json or a ConvoKit corpus "
+                "or Slack export directory, or name the format with --format (format= in Python)",
                 path=path,
             )
     else:
         fmt = "jsonl" if format == "convokit" else format
     if fmt == "parquet":
         return _parquet_source(path, Path(name).stem or name)
-    return _sniffed(path, fmt, Path(name).stem or name)
+    source = _sniffed(path, fmt, Path(name).stem or name)
+    if format is None and Path(name).suffix.lower() == ".json" and _first_byte(source) == b"{":
+        return _replace(source, fmt="json")  # a chat export or JSON Lines: told when read
+    if format is None and fmt == "csv" and _discord_csv_header(source):
+        return _replace(source, fmt="discord_csv")
+    if format == "discord" and _first_byte(source) != b"{":
+        return _replace(source, fmt="discord_csv")
+    return source
+
+
+def _head(source: _Source) -> bytes:
+    with _open_stream(source) as stream:
+        try:
+            return stream.read(SNIFF_BYTES)
+        except (OSError, EOFError, zlib.error):
+            return b""
+
+
+def _first_byte(source: _Source) -> bytes:
+    """The first byte that is not whitespace or a BOM (``b""`` for an empty file)."""
+    head = _head(source)
+    if head.startswith(codecs.BOM_UTF8):
+        head = head[len(codecs.BOM_UTF8) :]
+    return head.lstrip()[:1]
+
+
+def _discord_csv_header(source: _Source) -> bool:
+    """Whether a CSV starts with DiscordChatExporter's header row."""
+    from .chat_exports import DISCORD_CSV_HEADER
+
+    head = _head(source)
+    if head.startswith(codecs.BOM_UTF8):
+        head = head[len(codecs.BOM_UTF8) :]
+    first = head.split(b"\n", 1)[0].decode("utf-8", "replace")
+    try:
+        row = next(csv.reader([first]))
+    except (csv.Error, StopIteration):
+        return False
+    return [cell.strip() for cell in row] == list(DISCORD_CSV_HEADER)
 
 
 def _parquet_source(path: Path, stem: str) -> _Source:
@@ -764,7 +843,8 @@ def read_messages(
     The path, its format, compression and text-ness are checked now, so a wrong path fails at
     the call; records are read only as the iterator is consumed, so memory does not grow with
     the file. ``format`` overrides the extension ("jsonl", "csv", "tsv", "parquet", "text",
-    "whatsapp", "convokit").
+    "whatsapp", "convokit", "telegram", "discord", "slack", "messenger", "vtt", "srt"); the
+    column map applies to JSONL, CSV, TSV and Parquet, the exports have fixed fields.
 
     With ``on_error="raise"`` the first bad record raises :class:`DataError` naming file, line
     and field. With ``on_error="skip"`` each bad record is passed to ``on_reject`` (if given)
@@ -774,7 +854,9 @@ def read_messages(
     Defaults: a missing id becomes ``"<stem>:<line>"`` and a missing conversation id the file's
     stem (one file, one conversation). WhatsApp system lines ("Messages and calls are
     end-to-end encrypted", "X added Y") and bracketed log events without a speaker are not
-    messages and are skipped; ``<Media omitted>`` is a speaker's message and is kept.
+    messages and are skipped; ``<Media omitted>`` is a speaker's message and is kept. So are the
+    system events of chat exports (Telegram ``service`` messages, Slack join/leave subtypes, ...),
+    while an export's message without text is a bad record ("empty text").
     """
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
@@ -827,19 +909,10 @@ def _generate(
     on_error: str,
     on_reject: Callable[[Reject], None] | None,
 ) -> Iterator[Message]:
-    ctx = _Context.make(source, columns)
     seen: dict[str, int] = {}  # ids of the current conversation, with their lines
     conversation: str | None = None
-    with nullcontext() if source.fmt == "parquet" else _open_stream(source) as stream:
-        lines = _Lines(stream, source.path) if stream is not None else None
-        if source.fmt == "parquet":
-            items = _iter_parquet(source, ctx)
-        elif source.fmt == "jsonl":
-            items = _iter_jsonl(lines, ctx)
-        elif source.fmt in ("csv", "tsv"):
-            items = _iter_delimited(lines, ctx, "," if source.fmt == "csv" else "\t")
-        else:
-            items = _iter_text(lines, ctx, True if source.fmt == "whatsapp" else None)
+    with ExitStack() as stack:
+        items, columns = _records(source, columns, stack)
         for item in items:
             if isinstance(item, Message) and (bad_field := _unwritable_field(item, columns)) is not None:
                 item = _BadRecord(_UNWRITABLE, item.line, bad_field, item.text)
@@ -857,18 +930,49 @@ def _generate(
                     columns.id,
                     item.text,
                 )
+            where = item.path if item.path is not None else source.path
             if on_error == "raise":
-                raise DataError(item.reason, path=source.path, line=item.line, field=item.field)
+                raise DataError(item.reason, path=where, line=item.line, field=item.field)
             if on_reject is not None:
                 on_reject(
                     Reject(
-                        source=str(source.path),
+                        source=str(where),
                         line=item.line,
                         field=item.field,
                         reason=item.reason,
                         excerpt=excerpt(item.raw.strip()),
                     )
                 )
+
+
+def _records(
+    source: _Source, columns: ColumnMap, stack: ExitStack
+) -> tuple[Iterator[Message | _BadRecord], ColumnMap]:
+    """The records of a source, and the column names its messages were built with."""
+    if source.fmt in ("json", "telegram", "discord", "messenger", "slack"):
+        from . import chat_exports
+
+        found = chat_exports.read_export(source)
+        if found is not None:
+            return found, columns
+        source = _replace(source, fmt="jsonl")  # a .json file that is JSON Lines
+    if source.fmt == "discord_csv":
+        from .chat_exports import DISCORD_COLUMNS
+
+        source, columns = _replace(source, fmt="csv"), DISCORD_COLUMNS
+    ctx = _Context.make(source, columns)
+    if source.fmt == "parquet":
+        return _iter_parquet(source, ctx), columns
+    lines = _Lines(stack.enter_context(_open_stream(source)), source.path)
+    if source.fmt == "jsonl":
+        return _iter_jsonl(lines, ctx), columns
+    if source.fmt in ("csv", "tsv"):
+        return _iter_delimited(lines, ctx, "," if source.fmt == "csv" else "\t"), columns
+    if source.fmt in ("vtt", "srt"):
+        from .chat_exports import iter_cues
+
+        return iter_cues(lines, source), columns
+    return _iter_text(lines, ctx, True if source.fmt == "whatsapp" else None), columns
 
 
 def iter_conversations(

@@ -44,8 +44,21 @@ def _file_identity(path: Path) -> dict[str, Any]:
 
 
 def input_identity(path: Path) -> dict[str, Any]:
+    if path.is_dir() and not (path / CORPUS_UTTERANCES).is_file():
+        return {"path": str(path.resolve()), **_folder_identity(path)}
     read = path / CORPUS_UTTERANCES if path.is_dir() else path
     return {"path": str(path.resolve()), **_file_identity(read)}
+
+
+def _folder_identity(folder: Path) -> dict[str, Any]:
+    """A folder read file by file (a Slack export): every JSON file's name and size, and the
+    first and last 64 KiB of the last one in name order (where new days are appended)."""
+    files = sorted(p for p in folder.rglob("*.json") if p.is_file())
+    listing = hashlib.sha256()
+    for file in files:
+        listing.update(f"{file.relative_to(folder).as_posix()}\0{file.stat().st_size}\n".encode("utf-8", "surrogateescape"))
+    last = _file_identity(files[-1]) if files else {"head": "", "tail": ""}
+    return {"size": sum(f.stat().st_size for f in files), "head": listing.hexdigest(), "tail": last["tail"]}
 
 
 def model_identity(classifier: Any) -> str:
