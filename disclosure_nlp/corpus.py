@@ -14,8 +14,9 @@ keeps a few numbers of it (:class:`ConversationSummary`), and at the end reports
   median (resampling conversations, the unit that is independent);
 * the share of conversations above chance: observed RI above its surrogate baseline at
   one-sided empirical p < 0.05 (and the same for the within-speaker shuffle and for lag-1 r);
-* coordination per depth threshold, pooled over all ordered speaker pairs and per pair of
-  speaker names (names recur when they are roles: seeker/supporter, A/B);
+* coordination per depth threshold, pooled over all ordered speaker pairs of all
+  conversations and per pair of speaker names (names recur when they are roles:
+  seeker/supporter, A/B), each pair against its own base rate (see :mod:`disclosure_nlp.matching`);
 * deepening over turns: the pooled within-conversation slope of turn depth on turn position,
   ``Σ_c Sxy_c / Σ_c Sxx_c`` (each conversation centred on itself, so long and short
   conversations with different overall depths do not fake a trend), and the mean of the
@@ -275,7 +276,7 @@ class _Accumulator:
         self.summaries: list[ConversationSummary] = []
         self.position_sum = np.zeros(MAX_POSITION + 1)
         self.position_n = np.zeros(MAX_POSITION + 1, dtype=np.int64)
-        self.coordination_total = {k: ThresholdCounts() for k in THRESHOLDS}
+        self.coordination_total = {k: ThresholdCounts.pool() for k in THRESHOLDS}
         self.coordination_named: dict[tuple[str, str], dict[int, ThresholdCounts]] = {}
         self.named_overflow = False
         self.n_messages = 0
@@ -293,7 +294,7 @@ class _Accumulator:
             if pair not in self.coordination_named and len(self.coordination_named) >= MAX_NAME_PAIRS:
                 self.named_overflow = True
                 continue
-            target = self.coordination_named.setdefault(pair, {k: ThresholdCounts() for k in THRESHOLDS})
+            target = self.coordination_named.setdefault(pair, {k: ThresholdCounts.pool() for k in THRESHOLDS})
             for k, counts in by_k.items():
                 target[k].add(counts)
 
@@ -592,8 +593,9 @@ def format_corpus(result: CorpusReciprocity) -> str:
     for name, f in result.coordination["pooled"].items():
         value = "undefined (" + f["reasons"].get("coordination", "") + ")" if f["coordination"] is None else f"{f['coordination']:+.3f}"
         given = "—" if f["p_given_prompt"] is None else f"{f['p_given_prompt']:.3f}"
+        expected = "—" if f["p_expected"] is None else f"{f['p_expected']:.3f}"
         lines.append(f"coordination ≥{name}: {value} = P(answer≥|prompt≥) {given} (n={f['n_prompts_reaching']}) "
-                     f"- P(answer≥) {'—' if f['p_answer'] is None else format(f['p_answer'], '.3f')} (n={f['n_answers']})")
+                     f"- by the answerers' base rates {expected} (answers n={f['n_answers']})")
     d = result.deepening
     lines.append(f"deepening (layers per turn): pooled within-conversation slope {_ci(d['pooled_slope'])}, "
                  f"mean conversation slope {_ci(d['mean_conversation_slope'])}")

@@ -41,10 +41,23 @@ layer k" for k = 1 (surface), 2 (intermediate), 3 (core), on the turns' layers::
 
 over the exchanges where B's turn answers a turn of A. A positive value means B goes to layer k
 more often right after A did than B does in general: B adapts to A. Counts are kept rather than
-probabilities, so conversations pool exactly (sums of counts) and every probability is printed
-with its n; a probability whose denominator is 0 is ``None`` with a reason. Pooling counts
-weights speakers by how much they talk (ConvoKit averages per speaker instead); with a few
-hundred exchanges per corpus the pooled form is the one whose n can be read off.
+probabilities, so every probability is printed with its n; a probability whose denominator is
+0 is ``None`` with a reason.
+
+*Pooling* (over the pairs of a conversation, over conversations) compares each pair's answers
+with *that pair's own* base rate, never with a pooled one::
+
+    C_k(pooled) = Σ_pairs (both_k - prompts_k · answers_k / n) / Σ_pairs prompts_k
+
+i.e. the mean of the pairs' C_k weighted by their prompts reaching k. Pooling raw counts
+instead would be wrong through Simpson's paradox: when seekers disclose more than supporters,
+the prompts reaching a layer are mostly seekers', answered by supporters who rarely go there,
+and the pooled conditional falls below the pooled base rate although every pair coordinates
+positively (on ESConv this turned +0.01…+0.06 per role pair into −0.08 pooled). Under
+independence ``both_k`` has expectation ``prompts_k · answers_k / n`` exactly (a
+hypergeometric draw), so the pooled figure is 0 in expectation for any mix of pairs. The
+printed ``p_expected`` is ``Σ prompts_k · answers_k / n / Σ prompts_k``: how often the
+answerers reach k after such prompts by their own base rates.
 """
 
 from __future__ import annotations
@@ -140,48 +153,66 @@ def speaker_matching(matches: Iterable[TurnMatch]) -> dict[str, SpeakerMatching]
 
 @dataclass
 class ThresholdCounts:
-    """Counts behind C_k for one ordered pair and threshold k (add to pool)."""
+    """Counts behind C_k for one ordered pair and threshold k, or a pool of such pairs.
+
+    ``expected`` is ``None`` for one pair (it is then ``prompts · answers_reaching / answers``,
+    from its own counts) and the sum of its pairs' expectations for a pool (see the module).
+    """
 
     answers: int = 0
     answers_reaching: int = 0
     prompts_reaching: int = 0
     both_reaching: int = 0
+    expected: float | None = None
+
+    @classmethod
+    def pool(cls) -> ThresholdCounts:
+        return cls(expected=0.0)
+
+    def expected_both(self) -> float:
+        """Answers reaching k after prompts reaching k that the answerers' base rates predict."""
+        if self.expected is not None:
+            return self.expected
+        return self.prompts_reaching * self.answers_reaching / self.answers if self.answers else 0.0
 
     def add(self, other: ThresholdCounts) -> None:
+        """Pool ``other`` (a pair or a pool) into this pool, each pair against its own base rate."""
+        self.expected = self.expected_both() + other.expected_both()
         self.answers += other.answers
         self.answers_reaching += other.answers_reaching
         self.prompts_reaching += other.prompts_reaching
         self.both_reaching += other.both_reaching
 
-    def figures(self) -> dict[str, Any]:
-        """P(answer ≥ k | prompt ≥ k), P(answer ≥ k), their difference, each with its n;
-        ``None`` plus a reason when a denominator is 0."""
-        reasons: dict[str, str] = {}
-        conditional = base = None
-        if self.prompts_reaching:
-            conditional = self.both_reaching / self.prompts_reaching
-        else:
-            reasons["p_given_prompt"] = "no prompt reached this layer"
-        if self.answers:
-            base = self.answers_reaching / self.answers
-        else:
-            reasons["p_answer"] = "no exchange"
-        coordination = None if conditional is None or base is None else conditional - base
-        if coordination is None:
-            reasons["coordination"] = reasons.get("p_given_prompt") or reasons["p_answer"]
-        return {
-            "coordination": _rounded(coordination),
-            "p_given_prompt": _rounded(conditional),
-            "n_prompts_reaching": self.prompts_reaching,
-            "p_answer": _rounded(base),
-            "n_answers": self.answers,
-            "reasons": reasons,
-        }
-
     def coordination(self) -> float | None:
         if not self.prompts_reaching or not self.answers:
             return None
-        return self.both_reaching / self.prompts_reaching - self.answers_reaching / self.answers
+        return (self.both_reaching - self.expected_both()) / self.prompts_reaching
+
+    def figures(self) -> dict[str, Any]:
+        """P(answer ≥ k | prompt ≥ k), the probability the base rates predict, C_k, each with its n;
+        ``None`` plus a reason when a denominator is 0. ``p_answer`` is the plain share of
+        answers reaching k (for one pair, ``p_expected`` equals it)."""
+        reasons: dict[str, str] = {}
+        conditional = expected = None
+        if self.prompts_reaching:
+            conditional = self.both_reaching / self.prompts_reaching
+            expected = self.expected_both() / self.prompts_reaching
+        else:
+            reasons["p_given_prompt"] = "no prompt reached this layer"
+        if not self.answers:
+            reasons["p_answer"] = "no exchange"
+        value = self.coordination()
+        if value is None:
+            reasons["coordination"] = reasons.get("p_given_prompt") or reasons["p_answer"]
+        return {
+            "coordination": _rounded(value),
+            "p_given_prompt": _rounded(conditional),
+            "n_prompts_reaching": self.prompts_reaching,
+            "p_expected": _rounded(expected),
+            "p_answer": _rounded(self.answers_reaching / self.answers) if self.answers else None,
+            "n_answers": self.answers,
+            "reasons": reasons,
+        }
 
 
 @dataclass
@@ -199,8 +230,8 @@ class Coordination:
             counts.both_reaching += prompt_layer >= k and answer_layer >= k
 
     def pooled(self) -> dict[int, ThresholdCounts]:
-        """All pairs' counts summed per threshold: the corpus's (or conversation's) overall C_k."""
-        total = {k: ThresholdCounts() for k in THRESHOLDS}
+        """All pairs pooled per threshold, each against its own base rate: the overall C_k."""
+        total = {k: ThresholdCounts.pool() for k in THRESHOLDS}
         for by_k in self.pairs.values():
             for k, counts in by_k.items():
                 total[k].add(counts)

@@ -73,10 +73,13 @@ def test_coordination_hand_values_per_pair_and_threshold():
     # B→A exchanges: (2,2) (0,0) (1,0)
     b_to_a = result["pairs"]["B→A"]
     assert b_to_a["surface"]["coordination"] == pytest.approx(1 / 2 - 1 / 3, abs=1e-4)
-    # Pooled: the counts of both pairs summed.
+    # Pooled: each pair against its own base rate. At intermediate, A→B has 2 prompts reaching
+    # it (1 answered there; base 1/4), B→A has 1 (answered there; base 1/3).
     pooled = result["pooled"]["intermediate"]
     assert pooled["n_answers"] == 7 and pooled["n_prompts_reaching"] == 3
-    assert pooled["coordination"] == pytest.approx(2 / 3 - 2 / 7, abs=1e-4)
+    assert pooled["p_given_prompt"] == pytest.approx(2 / 3, abs=1e-4)
+    assert pooled["p_expected"] == pytest.approx((2 * 1 / 4 + 1 * 1 / 3) / 3, abs=1e-4)
+    assert pooled["coordination"] == pytest.approx((2 - (2 * 1 / 4 + 1 * 1 / 3)) / 3, abs=1e-4)
 
 
 @settings(max_examples=60, deadline=None)
@@ -100,3 +103,30 @@ def test_coordination_is_positive_when_answers_copy_prompts():
     for level in range(len(LAYERS)):
         result.count("A", "B", level, level)
     assert all(counts.coordination() > 0 for counts in result.pooled().values())
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.lists(st.integers(0, 3), min_size=1, max_size=4),
+                          st.lists(st.integers(0, 3), min_size=1, max_size=4)), min_size=1, max_size=4))
+def test_pooling_pairs_that_are_each_independent_gives_zero(pairs):
+    # Pairs with different base rates (a deep seeker answered by a shallow supporter, say):
+    # pooling raw counts would show coordination by Simpson's paradox; each pair is compared
+    # with its own base rate, so independent pairs pool to 0.
+    result = Coordination()
+    for number, (prompts, answers) in enumerate(pairs):
+        for p, a in itertools.product(prompts, answers):
+            result.count(f"A{number}", f"B{number}", p, a)
+    for k, counts in result.pooled().items():
+        value = counts.coordination()
+        assert value is None or value == pytest.approx(0.0, abs=1e-9), k
+
+
+def test_simpsons_paradox_is_not_reported_as_negative_coordination():
+    # Deep seeker, shallow supporter, each answering independently of the other: raw pooling
+    # would give P(≥1 | prompt ≥1) = 3/5, below P(≥1) = 4/6.
+    result = Coordination()
+    for p, a in itertools.product([3, 3], [0, 1]):
+        result.count("seeker", "supporter", p, a)
+    for p, a in itertools.product([0, 1], [3]):
+        result.count("supporter", "seeker", p, a)
+    assert result.pooled()[1].coordination() == pytest.approx(0.0)
