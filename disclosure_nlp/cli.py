@@ -364,8 +364,8 @@ def reciprocity(
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing outputs.")] = False,
 ) -> None:
     """Reciprocity across a corpus: every conversation against chance, pooled with 95% CIs."""
-    from .corpus import analyze_corpus, format_corpus
-    from .outputs import check_output_paths, write_json_atomic
+    from .corpus import analyze_corpus, format_corpus, write_corpus_json
+    from .outputs import check_output_paths
 
     try:
         plot_files: dict[str, Optional[Path]] = {}
@@ -381,9 +381,10 @@ def reciprocity(
             plots.mkdir(parents=True, exist_ok=True)
             check_output_paths(inputs, plot_files, force=force)
         result = analyze_corpus(inputs, model=model, backend=backend, format=input_format, seed=seed,
-                                surrogates=surrogates, reservoir=reservoir, bootstrap=bootstrap)
+                                surrogates=surrogates, reservoir=reservoir, bootstrap=bootstrap,
+                                keep_conversations=output is not None)
         if output is not None:
-            write_json_atomic(output, result.to_dict(), force=force)
+            write_corpus_json(result, output, force=force)
         written = []
         if plots is not None:
             from .corpus_plots import write_plots

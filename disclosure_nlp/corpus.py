@@ -22,18 +22,23 @@ keeps a few numbers of it (:class:`ConversationSummary`), and at the end reports
   conversations with different overall depths do not fake a trend), and the mean of the
   per-conversation slopes, each with a bootstrap CI over conversations; also per speaker name.
 
-Memory: one conversation (or one labeling window of them) at a time, the summaries (a few
-numbers per conversation) and the surrogate reservoir of fixed size. Labels are read from a
+Memory: one conversation (or one labeling window of them) at a time, 17 numbers per
+conversation (what the corpus figures and the plot need), per-name sums for at most 50
+speaker names, and the surrogate reservoir of fixed size. Each conversation's full figures go
+to an unnamed temporary file and are streamed into the JSON output at the end. Labels are read from a
 ``layer`` column (and ``depth`` when present, e.g. ``disclosure annotate`` output) or, for a file
 without a ``layer`` column, computed on the fly by the classifier as ``annotate`` does.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import tempfile
+from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import IO, Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -54,6 +59,9 @@ MAX_NAMES = 20
 LABEL_WINDOW = 512
 """Messages classified per call when labeling on the fly (bounded memory, efficient batches)."""
 UNKNOWN_SPEAKER = "(unknown)"
+BOOTSTRAP_BLOCK_VALUES = 250_000
+"""Resampled values drawn per bootstrap block (about 2 MB of indices): memory does not grow
+with the number of conversations."""
 
 
 def _rounded(value: float | None) -> float | None:
@@ -180,9 +188,9 @@ class Estimate:
 
 
 def bootstrap_statistic(values: np.ndarray, statistic: Callable[[np.ndarray], np.ndarray], resamples: int,
-                        rng: np.random.Generator, *, rows: Callable[[np.ndarray], np.ndarray] | None = None) -> Estimate:
+                        rng: np.random.Generator) -> Estimate:
     """``statistic`` of ``values`` (applied along axis 1 of a matrix of resamples) with a 95%
-    percentile CI; resampled in blocks so memory stays a few MB."""
+    percentile CI; resampled in blocks of ``BOOTSTRAP_BLOCK_VALUES`` so memory stays a few MB."""
     n = len(values)
     if n == 0:
         return Estimate(None, None, None, 0, "no conversation where the figure is defined")
@@ -190,7 +198,7 @@ def bootstrap_statistic(values: np.ndarray, statistic: Callable[[np.ndarray], np
     if resamples <= 0 or n < 2:
         return Estimate(point, None, None, n, "no bootstrap" if resamples <= 0 else "one conversation: no CI")
     estimates = []
-    block = max(1, 2_000_000 // n)
+    block = max(1, BOOTSTRAP_BLOCK_VALUES // n)
     for start in range(0, resamples, block):
         idx = rng.integers(0, n, size=(min(block, resamples - start), n))
         estimates.append(statistic(values[idx]))
@@ -231,7 +239,14 @@ def deepening(trends: list[Trend], resamples: int, rng: np.random.Generator) -> 
 
 @dataclass
 class CorpusReciprocity:
-    """Corpus-level reciprocity figures, with every per-conversation summary kept."""
+    """Corpus-level reciprocity figures.
+
+    Every conversation's full figures are spooled to an unnamed temporary file while the corpus
+    is read (``keep_conversations``), not held in memory: :meth:`iter_conversations` reads them
+    back one at a time, and :func:`write_corpus_json` streams them into the output.
+    ``points`` keeps three numbers per conversation for the plot: observed RI, its surrogate
+    baseline mean and its surrogate p (NaN where undefined).
+    """
 
     inputs: list[str]
     labels: str
@@ -248,9 +263,11 @@ class CorpusReciprocity:
     rlsm: dict[str, Any]
     deepening: dict[str, Any]
     depth_by_position: list[dict[str, Any]]
-    conversations: list[ConversationSummary]
+    points: np.ndarray
+    spool: IO[str] | None = None
 
-    def to_dict(self) -> dict[str, Any]:
+    def figures(self) -> dict[str, Any]:
+        """The corpus figures without the per-conversation list."""
         return {
             "inputs": list(self.inputs),
             "labels": self.labels,
@@ -265,29 +282,98 @@ class CorpusReciprocity:
             "rlsm": self.rlsm,
             "deepening": self.deepening,
             "depth_by_position": self.depth_by_position,
-            "conversations": [c.to_dict() for c in self.conversations],
         }
+
+    def iter_conversations(self) -> Iterator[dict[str, Any]]:
+        """Each conversation's figures (:meth:`ConversationSummary.to_dict`), in input order."""
+        if self.spool is None:
+            return
+        self.spool.seek(0)
+        for line in self.spool:
+            yield json.loads(line)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything as one dict (holds every conversation: for files of any size use
+        :func:`write_corpus_json`)."""
+        return {**self.figures(), "conversations": list(self.iter_conversations())}
+
+
+def write_corpus_json(result: CorpusReciprocity, path: str | Path, *, force: bool = False) -> None:
+    """Write ``result.to_dict()``'s document, streaming the conversations from the spool, so
+    memory does not grow with the corpus; the file appears only when complete."""
+    from .outputs import open_json_object
+
+    with open_json_object(path, force=force) as out:
+        for key, value in result.figures().items():
+            out.add(key, value)
+        out.add_array("conversations", result.iter_conversations())
+
+
+# Per-conversation numbers kept in memory (NaN = undefined), in this order.
+_KEPT = ("reciprocity_index", "lag1_correlation", "trend_n", "trend_sxx", "trend_sxy") + tuple(
+    f"{stat}_{kind}_{part}" for kind in ("surrogate", "shuffled") for stat in ("reciprocity_index", "lag1_correlation")
+    for part in ("observed", "mean", "p"))
+_COLUMN = {name: i for i, name in enumerate(_KEPT)}
+MAX_TRACKED_NAMES = 50
+"""Speaker names followed separately (trends, rLSM); later new names only count in the totals."""
+
+
+def _nan(value: float | None) -> float:
+    return math.nan if value is None else float(value)
 
 
 class _Accumulator:
-    """What the corpus figures need, gathered conversation by conversation."""
+    """What the corpus figures need, gathered conversation by conversation in fixed-size
+    numbers: ``len(_KEPT)`` doubles per conversation, per-name sums for at most
+    ``MAX_TRACKED_NAMES`` names and ``MAX_NAME_PAIRS`` pairs, and the position bins."""
 
-    def __init__(self) -> None:
-        self.summaries: list[ConversationSummary] = []
+    def __init__(self, spool: IO[str] | None) -> None:
+        self.kept = array("d")
+        self.n_conversations = 0
+        self.n_messages = 0
+        self.spool = spool
         self.position_sum = np.zeros(MAX_POSITION + 1)
         self.position_n = np.zeros(MAX_POSITION + 1, dtype=np.int64)
         self.coordination_total = {k: ThresholdCounts.pool() for k in THRESHOLDS}
         self.coordination_named: dict[tuple[str, str], dict[int, ThresholdCounts]] = {}
         self.named_overflow = False
-        self.n_messages = 0
+        self.name_conversations: dict[str, int] = {}
+        self.name_trends: dict[str, array] = {}
+        self.rlsm_named: dict[str, list[float]] = {}
+        self.rlsm_total = [0.0, 0, 0.0, 0]
+
+    def _tracked(self, name: str) -> bool:
+        return name in self.name_trends or len(self.name_trends) < MAX_TRACKED_NAMES
 
     def add(self, summary: ConversationSummary, turns: list[Turn]) -> None:
-        self.summaries.append(summary)
+        self.n_conversations += 1
         self.n_messages += summary.n_messages
+        if self.spool is not None:
+            self.spool.write(json.dumps(summary.to_dict(), ensure_ascii=False) + "\n")
+        row = [math.nan] * len(_KEPT)
+        row[_COLUMN["reciprocity_index"]] = _nan(summary.reciprocity_index)
+        row[_COLUMN["lag1_correlation"]] = _nan(summary.lag1_correlation)
+        row[_COLUMN["trend_n"]], row[_COLUMN["trend_sxx"]], row[_COLUMN["trend_sxy"]] = (
+            summary.trend.n, summary.trend.sxx, summary.trend.sxy)
+        for kind in ("surrogate", "shuffled"):
+            for stat, b in getattr(summary.baselines, kind).items():
+                for part, value in (("observed", b.observed), ("mean", b.mean), ("p", b.p)):
+                    row[_COLUMN[f"{stat}_{kind}_{part}"]] = _nan(value)
+        self.kept.extend(row)
         for t in turns:
             slot = min(t.index, MAX_POSITION)
             self.position_sum[slot] += t.depth
             self.position_n[slot] += 1
+        for name, trend in summary.speaker_trends.items():
+            if self._tracked(name):
+                self.name_conversations[name] = self.name_conversations.get(name, 0) + 1
+                self.name_trends.setdefault(name, array("d")).extend((trend.n, trend.sxx, trend.sxy))
+        for name, m in summary.rlsm.items():
+            parts = (m.rlsm_mean or 0.0) * m.exchanges, m.exchanges, (m.rlsm_disclosing or 0.0) * m.disclosing_exchanges, m.disclosing_exchanges
+            targets = [self.rlsm_total] + ([self.rlsm_named.setdefault(name, [0.0, 0, 0.0, 0])] if self._tracked(name) else [])
+            for target in targets:
+                for i, value in enumerate(parts):
+                    target[i] += value
         for pair, by_k in summary.coordination.pairs.items():
             for k, counts in by_k.items():
                 self.coordination_total[k].add(counts)
@@ -298,103 +384,82 @@ class _Accumulator:
             for k, counts in by_k.items():
                 target[k].add(counts)
 
+    def matrix(self) -> np.ndarray:
+        return np.frombuffer(self.kept, dtype=np.float64).reshape(-1, len(_KEPT)) if self.kept else np.zeros((0, len(_KEPT)))
 
-def _above_chance(summaries: list[ConversationSummary]) -> dict[str, Any]:
+    def roles(self) -> list[str]:
+        """Speaker names found in two or more conversations (roles), most frequent first, at
+        most ``MAX_NAMES``."""
+        ranked = sorted((item for item in self.name_conversations.items() if item[1] >= 2), key=lambda item: -item[1])
+        return [name for name, _ in ranked[:MAX_NAMES]]
+
+
+def _trends(values: np.ndarray) -> list[Trend]:
+    return [Trend(int(n), float(sxx), float(sxy)) for n, sxx, sxy in values.reshape(-1, 3)]
+
+
+def _above_chance(kept: np.ndarray) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for kind in ("surrogate", "shuffled"):
         for stat in ("reciprocity_index", "lag1_correlation"):
-            tested = [getattr(s.baselines, kind)[stat] for s in summaries]
-            tested = [b for b in tested if b.p is not None]
-            above = sum(1 for b in tested if b.above_chance)
-            means = [b.mean for b in tested if b.mean is not None]
+            p = kept[:, _COLUMN[f"{stat}_{kind}_p"]]
+            tested = ~np.isnan(p)
+            observed = kept[tested, _COLUMN[f"{stat}_{kind}_observed"]]
+            means = kept[tested, _COLUMN[f"{stat}_{kind}_mean"]]
+            n, above = int(tested.sum()), int((p[tested] < 0.05).sum())
             out[f"{stat}_vs_{kind}"] = {
-                "n_tested": len(tested),
+                "n_tested": n,
                 "n_above": above,
-                "share": _rounded(above / len(tested)) if tested else None,
-                "mean_observed": _rounded(float(np.mean([b.observed for b in tested]))) if tested else None,
-                "mean_baseline": _rounded(float(np.mean(means))) if means else None,
-                **({} if tested else {"reason": "no conversation with this baseline defined"}),
+                "share": _rounded(above / n) if n else None,
+                "mean_observed": _rounded(float(observed.mean())) if n else None,
+                "mean_baseline": _rounded(float(means.mean())) if n else None,
+                **({} if n else {"reason": "no conversation with this baseline defined"}),
             }
     return out
 
 
-def _rlsm_pooled(summaries: list[ConversationSummary]) -> dict[str, Any]:
-    """Exchange-weighted mean rLSM overall and per answering speaker name (top names)."""
-    sums: dict[str, list[float]] = {}
-    for s in summaries:
-        for name, m in s.rlsm.items():
-            entry = sums.setdefault(name, [0.0, 0, 0.0, 0])
-            if m.rlsm_mean is not None:
-                entry[0] += m.rlsm_mean * m.exchanges
-                entry[1] += m.exchanges
-            if m.rlsm_disclosing is not None:
-                entry[2] += m.rlsm_disclosing * m.disclosing_exchanges
-                entry[3] += m.disclosing_exchanges
-
-    def figures(a: float, n: int, b: float, nd: int) -> dict[str, Any]:
-        return {"rlsm_mean": _rounded(a / n) if n else None, "exchanges": n,
-                "rlsm_disclosing": _rounded(b / nd) if nd else None, "disclosing_exchanges": nd}
-
-    total = [sum(v[i] for v in sums.values()) for i in range(4)]
-    top = sorted(sums.items(), key=lambda item: -item[1][1])[:MAX_NAMES]
-    named = {name: figures(*v) for name, v in top if v[1] >= 2 and _recurs(summaries, name)}
-    return {"pooled": figures(*total), "by_speaker": named}
-
-
-def _recurs(summaries: list[ConversationSummary], name: str) -> bool:
-    """A speaker name in two or more conversations is a role worth pooling by."""
-    seen = 0
-    for s in summaries:
-        if name in s.speaker_trends:
-            seen += 1
-            if seen >= 2:
-                return True
-    return False
+def _rlsm_figures(a: float, n: int, b: float, nd: int) -> dict[str, Any]:
+    return {"rlsm_mean": _rounded(a / n) if n else None, "exchanges": int(n),
+            "rlsm_disclosing": _rounded(b / nd) if nd else None, "disclosing_exchanges": int(nd)}
 
 
 def _finish(acc: _Accumulator, *, inputs: list[str], labels: str, seed: int, draws: int, reservoir_size: int,
             resamples: int, unlabeled: int) -> CorpusReciprocity:
     rng = np.random.default_rng([abs(seed), 1])
-    summaries = acc.summaries
-    ri = np.array([s.reciprocity_index for s in summaries if s.reciprocity_index is not None])
+    kept = acc.matrix()
+    ri = kept[:, _COLUMN["reciprocity_index"]]
+    ri = ri[~np.isnan(ri)]
     distribution = {
         "n": int(ri.size),
-        "undefined": len(summaries) - int(ri.size),
+        "undefined": acc.n_conversations - int(ri.size),
         "mean": bootstrap_statistic(ri, _mean_rows, resamples, rng).to_dict(),
         "median": bootstrap_statistic(ri, _median_rows, resamples, rng).to_dict(),
         "quartiles": [_rounded(float(q)) for q in np.percentile(ri, [25, 50, 75])] if ri.size else None,
         "histogram": _histogram(ri),
     }
-    names = _role_names(summaries)
-    by_speaker = {name: deepening([s.speaker_trends[name] for s in summaries if name in s.speaker_trends], resamples, rng)
-                  for name in names}
-    deep = deepening([s.trend for s in summaries], resamples, rng)
-    deep["by_speaker"] = by_speaker
+    roles = acc.roles()
+    trend_columns = [_COLUMN["trend_n"], _COLUMN["trend_sxx"], _COLUMN["trend_sxy"]]
+    deep = deepening(_trends(kept[:, trend_columns]), resamples, rng)
+    deep["by_speaker"] = {name: deepening(_trends(np.frombuffer(acc.name_trends[name])), resamples, rng)
+                          for name in roles}
     named = {f"{a}→{b}": {LAYERS[k]: c.figures() for k, c in by_k.items()}
-             for (a, b), by_k in acc.coordination_named.items() if _recurs(summaries, a) and _recurs(summaries, b)}
+             for (a, b), by_k in acc.coordination_named.items() if a in roles and b in roles}
     coord = {"pooled": {LAYERS[k]: c.figures() for k, c in acc.coordination_total.items()}, "by_speaker_pair": named}
     if acc.named_overflow:
         coord["note"] = f"more than {MAX_NAME_PAIRS} speaker-name pairs: names are not roles; later pairs only pooled"
+    rlsm = {"pooled": _rlsm_figures(*acc.rlsm_total),
+            "by_speaker": {name: _rlsm_figures(*acc.rlsm_named[name]) for name in roles if name in acc.rlsm_named}}
     positions = [{"position": i if i < MAX_POSITION else f"{MAX_POSITION}+", "turns": int(n),
                   "mean_depth": _rounded(acc.position_sum[i] / n) if n else None}
                  for i, n in enumerate(acc.position_n) if n]
+    points = kept[:, [_COLUMN["reciprocity_index_surrogate_observed"], _COLUMN["reciprocity_index_surrogate_mean"],
+                      _COLUMN["reciprocity_index_surrogate_p"]]].copy()
     return CorpusReciprocity(
         inputs=inputs, labels=labels, seed=seed, draws=draws, reservoir_size=reservoir_size, resamples=resamples,
-        n_conversations=len(summaries), n_messages=acc.n_messages, n_unlabeled_messages=unlabeled,
-        reciprocity_index=distribution, above_chance=_above_chance(summaries), coordination=coord,
-        rlsm=_rlsm_pooled(summaries), deepening=deep, depth_by_position=positions, conversations=summaries,
+        n_conversations=acc.n_conversations, n_messages=acc.n_messages, n_unlabeled_messages=unlabeled,
+        reciprocity_index=distribution, above_chance=_above_chance(kept), coordination=coord,
+        rlsm=rlsm, deepening=deep, depth_by_position=positions, points=points, spool=acc.spool,
     )
-
-
-def _role_names(summaries: list[ConversationSummary]) -> list[str]:
-    """Speaker names found in two or more conversations (roles), most frequent first, at most
-    ``MAX_NAMES``."""
-    counts: dict[str, int] = {}
-    for s in summaries:
-        for name in s.speaker_trends:
-            counts[name] = counts.get(name, 0) + 1
-    ranked = sorted((item for item in counts.items() if item[1] >= 2), key=lambda item: -item[1])
-    return [name for name, _ in ranked[:MAX_NAMES]]
 
 
 def _histogram(values: np.ndarray) -> list[dict[str, Any]]:
@@ -491,12 +556,14 @@ def analyze_labeled(
     inputs: Sequence[str] = (),
     labels: str = "given",
     unlabeled: list[int] | None = None,
+    keep_conversations: bool = True,
 ) -> CorpusReciprocity:
     """The corpus figures of already-labelled conversations ``(id, messages)`` in order.
 
     ``surrogates`` is the number of draws of each baseline per conversation, ``reservoir`` the
     number of earlier speaker sequences kept for surrogates, ``bootstrap`` the resamples of
-    each CI. The same inputs and seed give the same figures.
+    each CI. The same inputs and seed give the same figures. ``keep_conversations`` spools each
+    conversation's figures to a temporary file for the output (no memory cost).
     """
     for name, value in (("surrogates", surrogates), ("reservoir", reservoir), ("bootstrap", bootstrap)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -505,7 +572,7 @@ def analyze_labeled(
         raise ValueError("surrogates and reservoir must be at least 1")
     rng = np.random.default_rng(abs(seed))
     pool = SurrogateReservoir(size=reservoir, seed=abs(seed))
-    acc = _Accumulator()
+    acc = _Accumulator(tempfile.TemporaryFile("w+", encoding="utf-8") if keep_conversations else None)
     for cid, messages in conversations:
         summary, turns = summarize_conversation(str(cid), messages, reservoir=pool, draws=surrogates, rng=rng)
         acc.add(summary, turns)
@@ -528,6 +595,7 @@ def analyze_corpus(
     reservoir: int = 500,
     bootstrap: int = 2000,
     batch_size: int = 32,
+    keep_conversations: bool = True,
 ) -> CorpusReciprocity:
     """Corpus reciprocity of transcript files, streamed conversation by conversation.
 
@@ -559,7 +627,8 @@ def analyze_corpus(
     stream = _labeled_conversations(paths, use, classifier, format=format, columns=columns, batch_size=batch_size,
                                     unlabeled=unlabeled)
     return analyze_labeled(stream, seed=seed, surrogates=surrogates, reservoir=reservoir, bootstrap=bootstrap,
-                           inputs=[str(p) for p in paths], labels=labels, unlabeled=unlabeled)
+                           inputs=[str(p) for p in paths], labels=labels, unlabeled=unlabeled,
+                           keep_conversations=keep_conversations)
 
 
 # --------------------------------------------------------------------------- text
@@ -617,5 +686,6 @@ __all__ = [
     "analyze_corpus",
     "analyze_labeled",
     "format_corpus",
+    "write_corpus_json",
     "summarize_conversation",
 ]

@@ -15,6 +15,8 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import numpy as np
+
 from .corpus import CorpusReciprocity
 from .outputs import write_bytes_atomic
 
@@ -48,13 +50,9 @@ def write_plots(result: CorpusReciprocity, directory: str | Path, *, force: bool
     import matplotlib.pyplot as plt
 
     paths = plot_paths(directory)
-    observed, baseline, significant = [], [], []
-    for s in result.conversations:
-        b = s.baselines.surrogate["reciprocity_index"]
-        if b.observed is not None and b.mean is not None:
-            observed.append(b.observed)
-            baseline.append(b.mean)
-            significant.append(b.above_chance)
+    points = result.points[~np.isnan(result.points[:, :2]).any(axis=1)]
+    observed, baseline = points[:, 0].tolist(), points[:, 1].tolist()
+    significant = (points[:, 2] < 0.05).tolist()
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1, label="observed = baseline")
     for flag, colour, label in ((False, "tab:blue", "not above chance"), (True, "tab:red", "above chance (p<0.05)")):

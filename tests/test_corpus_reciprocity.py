@@ -178,3 +178,21 @@ def test_esconv_slice_with_fixed_labels_pins_the_numbers():
 
 PINNED_AUC = 0.8115
 PINNED_RI_MEAN = 0.3293
+
+
+def test_the_streamed_json_is_the_documents_json(labeled_samples, tmp_path):
+    from disclosure_nlp.corpus import write_corpus_json
+
+    result = analyze_corpus([labeled_samples], seed=1, surrogates=20, bootstrap=20)
+    write_corpus_json(result, tmp_path / "corpus.json")
+    expected = json.dumps(result.to_dict(), ensure_ascii=False, indent=2, allow_nan=False) + "\n"
+    assert (tmp_path / "corpus.json").read_text(encoding="utf-8") == expected
+    empty = analyze_labeled([], surrogates=5, bootstrap=5)
+    write_corpus_json(empty, tmp_path / "empty.json")
+    assert json.loads((tmp_path / "empty.json").read_text())["conversations"] == []
+    assert empty.reciprocity_index["mean"]["value"] is None
+
+
+def test_memory_kept_per_conversation_is_a_fixed_row_of_numbers(labeled_samples):
+    result = analyze_corpus([labeled_samples], surrogates=10, bootstrap=10, keep_conversations=False)
+    assert result.points.shape == (24, 3) and list(result.iter_conversations()) == []
