@@ -15,14 +15,15 @@ keeps a few numbers of it (:class:`ConversationSummary`), and at the end reports
 * the share of conversations above chance: observed RI above its surrogate baseline at
   one-sided empirical p < 0.05 (and the same for the within-speaker shuffle and for lag-1 r);
 * coordination per depth threshold, pooled over all ordered speaker pairs of all
-  conversations and per pair of speaker names (names recur when they are roles:
-  seeker/supporter, A/B), each pair against its own base rate (see :mod:`disclosure_nlp.matching`);
+  conversations (with a bootstrap CI over conversations) and per pair of speaker names (names
+  recur when they are roles: seeker/supporter, A/B), each pair against its own base rate (see
+  :mod:`disclosure_nlp.matching`);
 * deepening over turns: the pooled within-conversation slope of turn depth on turn position,
   ``Σ_c Sxy_c / Σ_c Sxx_c`` (each conversation centred on itself, so long and short
   conversations with different overall depths do not fake a trend), and the mean of the
   per-conversation slopes, each with a bootstrap CI over conversations; also per speaker name.
 
-Memory: one conversation (or one labeling window of them) at a time, 17 numbers per
+Memory: one conversation (or one labeling window of them) at a time, 23 numbers per
 conversation (what the corpus figures and the plot need), per-name sums for at most 50
 speaker names, and the surrogate reservoir of fixed size. Each conversation's full figures go
 to an unnamed temporary file and are streamed into the JSON output at the end. Labels are read from a
@@ -312,7 +313,8 @@ def write_corpus_json(result: CorpusReciprocity, path: str | Path, *, force: boo
 # Per-conversation numbers kept in memory (NaN = undefined), in this order.
 _KEPT = ("reciprocity_index", "lag1_correlation", "trend_n", "trend_sxx", "trend_sxy") + tuple(
     f"{stat}_{kind}_{part}" for kind in ("surrogate", "shuffled") for stat in ("reciprocity_index", "lag1_correlation")
-    for part in ("observed", "mean", "p"))
+    for part in ("observed", "mean", "p")) + tuple(
+    f"coordination_{k}_{part}" for k in THRESHOLDS for part in ("excess", "prompts"))
 _COLUMN = {name: i for i, name in enumerate(_KEPT)}
 MAX_TRACKED_NAMES = 50
 """Speaker names followed separately (trends, rLSM); later new names only count in the totals."""
@@ -359,6 +361,9 @@ class _Accumulator:
             for stat, b in getattr(summary.baselines, kind).items():
                 for part, value in (("observed", b.observed), ("mean", b.mean), ("p", b.p)):
                     row[_COLUMN[f"{stat}_{kind}_{part}"]] = _nan(value)
+        for k, counts in summary.coordination.pooled().items():
+            row[_COLUMN[f"coordination_{k}_excess"]] = counts.both_reaching - counts.expected_both()
+            row[_COLUMN[f"coordination_{k}_prompts"]] = counts.prompts_reaching
         self.kept.extend(row)
         for t in turns:
             slot = min(t.index, MAX_POSITION)
@@ -444,7 +449,14 @@ def _finish(acc: _Accumulator, *, inputs: list[str], labels: str, seed: int, dra
                           for name in roles}
     named = {f"{a}→{b}": {LAYERS[k]: c.figures() for k, c in by_k.items()}
              for (a, b), by_k in acc.coordination_named.items() if a in roles and b in roles}
-    coord = {"pooled": {LAYERS[k]: c.figures() for k, c in acc.coordination_total.items()}, "by_speaker_pair": named}
+    pooled = {}
+    for k, counts in acc.coordination_total.items():
+        figures = counts.figures()
+        columns = [_COLUMN[f"coordination_{k}_excess"], _COLUMN[f"coordination_{k}_prompts"]]
+        estimate = bootstrap_statistic(kept[:, columns], _ratio_rows, resamples, rng) if counts.prompts_reaching else None
+        figures["ci95"] = [_rounded(estimate.low), _rounded(estimate.high)] if estimate else [None, None]
+        pooled[LAYERS[k]] = figures
+    coord = {"pooled": pooled, "by_speaker_pair": named}
     if acc.named_overflow:
         coord["note"] = f"more than {MAX_NAME_PAIRS} speaker-name pairs: names are not roles; later pairs only pooled"
     rlsm = {"pooled": _rlsm_figures(*acc.rlsm_total),
@@ -634,12 +646,12 @@ def analyze_corpus(
 # --------------------------------------------------------------------------- text
 
 
-def _ci(estimate: dict[str, Any]) -> str:
+def _ci(estimate: dict[str, Any], digits: int = 3) -> str:
     value, (low, high) = estimate["value"], estimate["ci95"]
     if value is None:
         return f"undefined ({estimate.get('reason')})"
-    ci = f" [95% CI {low:.3f}, {high:.3f}]" if low is not None else ""
-    return f"{value:.3f}{ci}"
+    ci = f" [95% CI {low:.{digits}f}, {high:.{digits}f}]" if low is not None else ""
+    return f"{value:.{digits}f}{ci}"
 
 
 def format_corpus(result: CorpusReciprocity) -> str:
@@ -661,15 +673,17 @@ def format_corpus(result: CorpusReciprocity) -> str:
             lines.append(f"{label}: {a['reason']}")
     for name, f in result.coordination["pooled"].items():
         value = "undefined (" + f["reasons"].get("coordination", "") + ")" if f["coordination"] is None else f"{f['coordination']:+.3f}"
+        if f["coordination"] is not None and f["ci95"][0] is not None:
+            value += f" [95% CI {f['ci95'][0]:+.3f}, {f['ci95'][1]:+.3f}]"
         given = "—" if f["p_given_prompt"] is None else f"{f['p_given_prompt']:.3f}"
         expected = "—" if f["p_expected"] is None else f"{f['p_expected']:.3f}"
         lines.append(f"coordination ≥{name}: {value} = P(answer≥|prompt≥) {given} (n={f['n_prompts_reaching']}) "
                      f"- by the answerers' base rates {expected} (answers n={f['n_answers']})")
     d = result.deepening
-    lines.append(f"deepening (layers per turn): pooled within-conversation slope {_ci(d['pooled_slope'])}, "
-                 f"mean conversation slope {_ci(d['mean_conversation_slope'])}")
+    lines.append(f"deepening (layers per turn): pooled within-conversation slope {_ci(d['pooled_slope'], 4)}, "
+                 f"mean conversation slope {_ci(d['mean_conversation_slope'], 4)}")
     for name, figures in d["by_speaker"].items():
-        lines.append(f"  {name}: pooled slope {_ci(figures['pooled_slope'])}")
+        lines.append(f"  {name}: pooled slope {_ci(figures['pooled_slope'], 4)}")
     pooled = result.rlsm["pooled"]
     if pooled["rlsm_mean"] is not None:
         lines.append(f"rLSM: {pooled['rlsm_mean']:.3f} over {pooled['exchanges']} exchanges"

@@ -11,7 +11,7 @@ fresh process per size, reporting wall time and peak resident memory (``ru_maxrs
 includes the interpreter, NumPy and the imports: about 85 MB before any work). ``--trace`` runs
 each size again under :mod:`tracemalloc` (several times slower, so not timed) and reports the
 peak of the Python and NumPy allocations of the run itself: memory is flat when that peak
-hardly grows from N to 4N conversations. 17 numbers (136 bytes) per conversation are kept by
+hardly grows from N to 4N conversations. 23 numbers (184 bytes) per conversation are kept by
 design.
 
     python scripts/bench_reciprocity.py --sizes 1300 5200

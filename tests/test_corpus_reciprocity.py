@@ -196,3 +196,10 @@ def test_the_streamed_json_is_the_documents_json(labeled_samples, tmp_path):
 def test_memory_kept_per_conversation_is_a_fixed_row_of_numbers(labeled_samples):
     result = analyze_corpus([labeled_samples], surrogates=10, bootstrap=10, keep_conversations=False)
     assert result.points.shape == (24, 3) and list(result.iter_conversations()) == []
+
+
+def test_pooled_coordination_has_a_bootstrap_interval_around_it(labeled_samples):
+    pooled = analyze_corpus([labeled_samples], seed=0, surrogates=10, bootstrap=300).coordination["pooled"]
+    for name, figures in pooled.items():
+        low, high = figures["ci95"]
+        assert low <= figures["coordination"] <= high, name
