@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import IO, Any, Iterator
 
 from .errors import DataError
-from .transcripts import (
+from .transcript_base import (
     _PLAIN_SPEAKER,
     SNIFF_BYTES,
     ColumnMap,

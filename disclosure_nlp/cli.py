@@ -386,7 +386,7 @@ def reciprocity(
     reservoir: Annotated[int, typer.Option("--reservoir", min=1, help="Earlier speakers' turn sequences kept as surrogate partners.")] = 500,
     bootstrap: Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples of conversations for the 95% CIs.")] = 2000,
     model: ModelOption = None,
-    input_format: Annotated[Optional[str], typer.Option("--format", help="Input format: jsonl, csv, tsv, parquet, text, whatsapp, convokit (default: from the extension).")] = None,
+    input_format: Annotated[Optional[str], typer.Option("--format", help="Input format: jsonl, csv, tsv, parquet, text, whatsapp, convokit, telegram, discord, slack, messenger, vtt, srt (default: from the extension, and for .json and directories from the content).")] = None,
     backend: BackendOption = "auto",
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing outputs.")] = False,
 ) -> None:
