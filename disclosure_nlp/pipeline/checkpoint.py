@@ -240,10 +240,16 @@ class ResumePoint:
     digest: str | None = None
     rejected: int = 0
     states: dict[str, WriterState | None] = field(default_factory=dict)
+    screened: dict[str, Any] = field(default_factory=dict)
+    """The language and length counts of the part already written (``not_english``,
+    ``language_rejected``, ``capped``, ``first_capped``): that part is read again but not
+    screened again, so its counts come from the checkpoint."""
 
     def matches(self, seen: int, messages: int, digest: Any) -> bool:
-        """Whether the conversations read again are the ones the interrupted run wrote."""
-        return seen >= self.skip and messages == self.written and digest.hexdigest() == self.digest
+        """Whether the conversations read again are the ones the interrupted run wrote (the
+        messages read are those written plus those sent to the rejects as not English)."""
+        dropped = int(self.screened.get("language_rejected") or 0)
+        return seen >= self.skip and messages == self.written + dropped and digest.hexdigest() == self.digest
 
     def mismatch(self) -> DisclosureError:
         return cannot_resume(
@@ -275,5 +281,6 @@ def resume_point(plan: RunPlan, saved: Saved, model_id: str, backend: str | None
         if _count_records(plan.figures_partial, states["figures_state"].offset, checkpoint) != data["conversations"]:
             raise cannot_resume(checkpoint, f"the figures file {plan.figures_partial.name} does not match the checkpoint")
     rejects = states["rejects_state"]
+    screened = data.get("screened") if isinstance(data.get("screened"), dict) else {}
     return ResumePoint(checkpoint, data["conversations"], data["written"], data.get("digest"),
-                       rejects.rows if rejects is not None else 0, states)
+                       rejects.rows if rejects is not None else 0, states, screened)

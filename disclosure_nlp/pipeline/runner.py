@@ -90,6 +90,10 @@ class Runner:
             "report_messages": saved.keep_messages,
         }
         labeler = Labeler(classifier, options, rejects.report)
+        labeler.restore(resume.screened)
+        # The part already written is read again (its bad records reported again, and not
+        # written twice) but not screened again: its language rejects count from the start.
+        rejects.count = labeler.language_rejected
         return self._run(stats, reader, labeler, resume, saved, head, rejects)
 
     def _run(self, stats: AnnotationSummary, reader: Reader, labeler: Labeler, resume: ResumePoint, saved: Saved,
@@ -117,7 +121,7 @@ class Runner:
                         stats.written += len(conversation.rows)
                         stats.conversations += 1
                     if plan.resumable:
-                        self._save_checkpoint(head, stats, reader)
+                        self._save_checkpoint(head, stats, reader, labeler)
                     elapsed = time.perf_counter() - started
                     bar.update(task, completed=stats.written,
                                rate=f"{stats.written / elapsed:.0f} msg/s" if elapsed else "")
@@ -144,12 +148,13 @@ class Runner:
         for file in self._files:
             file.keep_partial()
 
-    def _save_checkpoint(self, head: dict[str, Any], stats: AnnotationSummary, reader: Reader) -> None:
+    def _save_checkpoint(self, head: dict[str, Any], stats: AnnotationSummary, reader: Reader, labeler: Labeler) -> None:
         write_checkpoint(self.plan.checkpoint, {
             **head,
             "conversations": stats.conversations,
             "written": stats.written,
             "digest": reader.digest.hexdigest(),
+            "screened": labeler.counts(),
             **{file.state_key: file.state() for file in self._files},
         })
 

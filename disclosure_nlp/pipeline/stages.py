@@ -154,6 +154,19 @@ class Labeler:
         self.capped = 0
         self.first_capped: str | None = None
 
+    def counts(self) -> dict[str, Any]:
+        """What a checkpoint keeps of these counts, for a resumed run to start from."""
+        return {"not_english": self.not_english, "language_rejected": self.language_rejected,
+                "capped": self.capped, "first_capped": self.first_capped}
+
+    def restore(self, counts: dict[str, Any]) -> None:
+        """Start from a checkpoint's counts (the part already written is not screened again)."""
+        for key in ("not_english", "language_rejected", "capped"):
+            value = counts.get(key)
+            setattr(self, key, value if isinstance(value, int) and value >= 0 else 0)
+        first = counts.get("first_capped")
+        self.first_capped = first if isinstance(first, str) else None
+
     def _unsupported(self) -> None:
         self.not_english += 1
         if self._policy == "reject":
