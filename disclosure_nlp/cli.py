@@ -273,13 +273,13 @@ def evaluate(
 
 @app.command()
 def annotate(
-    inputs: Annotated[list[Path], typer.Argument(help="Transcript files (JSONL/ConvoKit, CSV/TSV, Parquet, .txt chat logs; .gz ok for text) or ConvoKit corpus directories.")],
+    inputs: Annotated[list[Path], typer.Argument(help="Transcript files (JSONL/ConvoKit, CSV/TSV, Parquet, .txt chat logs, Telegram/Discord/Messenger .json exports, Discord .csv, .vtt/.srt meeting transcripts; .gz ok for text) or ConvoKit corpus and Slack export directories.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Annotated messages: .jsonl, .csv, .tsv or .parquet.")],
     summary: Annotated[Optional[Path], typer.Option("--summary", help="Write per-conversation reciprocity figures as JSON here.")] = None,
     report: Annotated[Optional[Path], typer.Option("--report", help="Write a self-contained HTML report here.")] = None,
     report_text: Annotated[bool, typer.Option("--report-text/--no-report-text", help="Show message texts in the report.")] = True,
     model: ModelOption = None,
-    input_format: Annotated[Optional[str], typer.Option("--format", help="Input format: jsonl, csv, tsv, parquet, text, whatsapp, convokit (default: from the extension).")] = None,
+    input_format: Annotated[Optional[str], typer.Option("--format", help="Input format: jsonl, csv, tsv, parquet, text, whatsapp, convokit, telegram, discord, slack, messenger, vtt, srt (default: from the extension, and for .json and directories from the content).")] = None,
     output_format: Annotated[Optional[str], typer.Option("--output-format", help="Output format (default: from the extension).")] = None,
     text_col: Annotated[str, typer.Option("--text-col")] = "text",
     speaker_col: Annotated[str, typer.Option("--speaker-col")] = "speaker",
@@ -374,6 +374,56 @@ def _annotate_on_ray(inputs, output, *, summary, report, model, input_format, ou
     typer.echo(f"annotated: {stats.output} (a directory of part files)")
     if stats.summary_path:
         typer.echo(f"summary: {stats.summary_path}")
+
+
+@app.command()
+def reciprocity(
+    inputs: Annotated[list[Path], typer.Argument(help="Transcript files, labeled (a 'layer' column, and 'depth' if any: e.g. annotate output) or not (labeled here with the model).")],
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the corpus figures (and every conversation's) as JSON here.")] = None,
+    plots: Annotated[Optional[Path], typer.Option("--plots", help="Write reciprocity_vs_surrogate.png and depth_by_position.png into this folder (created if missing).")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the baselines and bootstrap: same input and seed, same figures.")] = 0,
+    surrogates: Annotated[int, typer.Option("--surrogates", min=1, help="Baseline draws per conversation (shuffles and surrogate partners, each).")] = 200,
+    reservoir: Annotated[int, typer.Option("--reservoir", min=1, help="Earlier speakers' turn sequences kept as surrogate partners.")] = 500,
+    bootstrap: Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples of conversations for the 95% CIs.")] = 2000,
+    model: ModelOption = None,
+    input_format: Annotated[Optional[str], typer.Option("--format", help="Input format: jsonl, csv, tsv, parquet, text, whatsapp, convokit, telegram, discord, slack, messenger, vtt, srt (default: from the extension, and for .json and directories from the content).")] = None,
+    backend: BackendOption = "auto",
+    force: Annotated[bool, typer.Option("--force", help="Overwrite existing outputs.")] = False,
+) -> None:
+    """Reciprocity across a corpus: every conversation against chance, pooled with 95% CIs."""
+    from .corpus import analyze_corpus, format_corpus, write_corpus_json
+    from .outputs import check_output_paths
+
+    try:
+        plot_files: dict[str, Optional[Path]] = {}
+        if plots is not None:
+            from .corpus_plots import plot_paths
+
+            if plots.exists() and not plots.is_dir():
+                raise DisclosureError(f"--plots {plots} is a file; give a folder")
+            plot_files = {f"--plots {path.name}": path for path in plot_paths(plots).values()}
+        # Before any work: a wrong output path costs nothing (the plot folder may not exist yet).
+        check_output_paths(inputs, {"-o": output}, force=force)
+        if plots is not None:
+            plots.mkdir(parents=True, exist_ok=True)
+            check_output_paths(inputs, plot_files, force=force)
+        result = analyze_corpus(inputs, model=model, backend=backend, format=input_format, seed=seed,
+                                surrogates=surrogates, reservoir=reservoir, bootstrap=bootstrap,
+                                keep_conversations=output is not None)
+        if output is not None:
+            write_corpus_json(result, output, force=force)
+        written = []
+        if plots is not None:
+            from .corpus_plots import write_plots
+
+            written = write_plots(result, plots, force=force, title=inputs[0].stem if len(inputs) == 1 else "corpus")
+    except DisclosureError as err:
+        _fail(err)
+    typer.echo(format_corpus(result))
+    if output is not None:
+        typer.echo(f"figures: {output}")
+    for path in written:
+        typer.echo(f"plot: {path}")
 
 
 @app.command()

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from .annotate import ANNOTATION_FIELDS, INPUT_PREFIX, label_conversation
 from .errors import DataError, DisclosureError, excerpt
+from .pipeline.options import check_max_chars
 from .transcripts import ColumnMap, Message, blank_text
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -282,6 +283,7 @@ def analyze_frame(
                         reply_to=reply_to_col, time=time_col)
     if chunk < 1:
         raise DisclosureError("chunk must be at least 1")
+    check_max_chars(max_chars)
     if language not in ("mark", "label"):
         raise DisclosureError(f"language must be 'mark' or 'label' for a DataFrame, not {language!r} "
                               "(rows are never dropped from a frame)")

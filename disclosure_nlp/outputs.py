@@ -546,6 +546,25 @@ class JsonObjectWriter(_TextWriter):
         self._entries += 1
         self.rows_written += 1
 
+    def add_array(self, key: str, values: Iterable[Any]) -> None:
+        """An entry whose value is a list, written item by item (the same bytes as ``add`` of
+        the whole list), so a list of any length is never held."""
+        if self._state != "open" or self._handle is None:
+            raise RuntimeError("add_array() must be called inside the writer's with-block")
+        lead = ",\n  " if self._entries else "{\n  "
+        self._handle.write(lead + json.dumps(str(key), ensure_ascii=False) + ": [")
+        count = 0
+        for value in values:
+            try:
+                body = json.dumps(_json_value(value, key), ensure_ascii=False, indent=2, allow_nan=False)
+            except (TypeError, ValueError) as err:
+                raise OutputError(f"cannot be written as JSON: {err}", path=self.path) from None
+            self._handle.write(("\n    " if count == 0 else ",\n    ") + body.replace("\n", "\n    "))
+            count += 1
+        self._handle.write("\n  ]" if count else "]")
+        self._entries += 1
+        self.rows_written += 1
+
     def _write(self, row: Mapping[str, Any]) -> None:
         for key, value in row.items():
             self.add(str(key), value)

@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .annotate import DEFAULT_MAX_CHARS
+from .pipeline.options import check_max_chars
 from .records import AnnotationSummary, summary_document
 from .errors import DataError, DisclosureError
 from .outputs import AlreadyExists
@@ -126,6 +127,8 @@ def _input_files(inputs: Sequence[str | os.PathLike[str]], format: str | None) -
                 if not utterances.is_file():
                     raise DataError("is a directory but not a ConvoKit corpus (it has no utterances.jsonl)", path=path)
                 text = str(utterances)
+            elif format is None and Path(_strip_gz(text)).suffix.lower() == ".json":
+                _refuse_chat_export(path)
         suffix = Path(_strip_gz(text)).suffix.lower()
         fmt = {"convokit": "jsonl"}.get(format or "", format) or INPUT_FORMATS.get(suffix)
         if fmt not in ("jsonl", "csv", "tsv", "parquet"):
@@ -141,6 +144,21 @@ def _input_files(inputs: Sequence[str | os.PathLike[str]], format: str | None) -
     if len(formats) > 1:
         raise DisclosureError(f"the Ray engine reads one format per run; got {', '.join(sorted(formats))}")
     return formats.pop(), files
+
+
+def _refuse_chat_export(path: Path) -> None:
+    """A .json file that is a Telegram, Discord or Messenger export, not JSON Lines: Ray Data
+    would read it as something else, so it is refused with what to do."""
+    from .chat_exports import _detect
+    from .transcripts import _resolve
+
+    source = _resolve(path, None)
+    if source.fmt == "json" and _detect(source) is not None:
+        raise DataError(
+            "is a chat export (one JSON document), which the Ray engine cannot split; annotate it "
+            "with --engine local, or convert it to JSON Lines first",
+            path=path,
+        )
 
 
 def _output_format(output: str, output_format: str | None) -> str:
@@ -444,6 +462,7 @@ def annotate_ray(
     if language not in ("mark", "label"):
         raise DisclosureError(f"--language {language}: not available with --engine ray (it writes no rejects "
                               "file); use mark or label, or --engine local")
+    check_max_chars(max_chars)
     items = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
     fmt, files = _input_files(items, format)
     out_fmt = _output_format(str(output), output_format)

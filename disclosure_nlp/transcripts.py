@@ -17,6 +17,15 @@ Accepted inputs
 * Parquet tables (``.parquet``), read with pyarrow one record batch at a time; values become
   ids and timestamps the way :func:`disclosure_nlp.frame.annotate_frame` reads a DataFrame
   (``3.0`` is id ``3``, a typed timestamp its ISO text), and a "line" is a 1-based row number.
+* Chat exports (see :mod:`disclosure_nlp.chat_exports`): Telegram Desktop ``result.json``,
+  DiscordChatExporter JSON and CSV, Facebook/Instagram Messenger ``message_N.json``, an unzipped
+  Slack export folder, and WebVTT (``.vtt``) / SRT (``.srt``) meeting transcripts. A ``.json``
+  file starting with ``{`` is read as an export when it has an export's shape, and as JSON Lines
+  otherwise: only its first line is parsed to tell, unless that line is no JSON value on its own
+  (a pretty-printed document), so a large JSON Lines file is still streamed. An export is one
+  JSON document and cannot be decoded a line at a time: it is parsed whole (the standard
+  library has no incremental parser and ``ijson`` is not a dependency), and its bad messages are
+  named by JSON path (``messages[3].from``) in the error's field, with no line.
 
 Any of the text formats may be gzip-compressed; the gzip magic number, not the ``.gz`` name,
 decides.
@@ -37,18 +46,38 @@ import csv
 import gzip
 import json
 import math
-import os
 import re
 import zlib
 from array import array
-from contextlib import nullcontext
-from dataclasses import dataclass, field, fields as dataclass_fields
+from contextlib import ExitStack
+from dataclasses import dataclass, field, replace as _replace
 from datetime import date as _date, datetime, time as _time, timezone
 from pathlib import Path
 from typing import IO, Any, Callable, Iterable, Iterator
 
 from .errors import DataError, excerpt
 from .outputs import OWN_CSV_COLUMNS, csv_unguard
+from .transcript_base import (  # noqa: F401 (re-exported: readers and callers import them from here)
+    _MISSING,
+    _PLAIN_SPEAKER,
+    _UNWRITABLE,
+    GZIP_MAGIC,
+    SNIFF_BYTES,
+    ColumnMap,
+    Message,
+    Reject,
+    _BadRecord,
+    _identifier,
+    _Lines,
+    _open_raw,
+    _open_stream as _open_with,
+    _Source,
+    _type_name,
+    _unwritable,
+    _utf8_problem,
+    blank_text,
+    printable_path,
+)
 
 __all__ = [
     "ColumnMap",
@@ -60,9 +89,10 @@ __all__ = [
     "read_messages",
 ]
 
-FORMATS = ("jsonl", "csv", "tsv", "text", "whatsapp", "convokit", "parquet")
-SNIFF_BYTES = 8192
-GZIP_MAGIC = b"\x1f\x8b"
+FORMATS = (
+    "jsonl", "csv", "tsv", "text", "whatsapp", "convokit", "parquet",
+    "telegram", "discord", "slack", "messenger", "vtt", "srt",
+)
 CORPUS_UTTERANCES = "utterances.jsonl"
 
 _SUFFIX_FORMATS = {
@@ -74,125 +104,18 @@ _SUFFIX_FORMATS = {
     ".txt": "text",
     ".log": "text",
     ".parquet": "parquet",
+    ".vtt": "vtt",
+    ".srt": "srt",
 }
 PARQUET_MAGIC = b"PAR1"
 PARQUET_BATCH_ROWS = 1024
 PARQUET_INSTALL_HINT = "reading Parquet needs pyarrow; install it with: pip install 'disclosure-nlp[pandas]'"
 
 
-@dataclass
-class Message:
-    """One chat message plus everything needed to write it back out and to locate it.
-
-    ``fields`` holds the record exactly as it was read (all keys, input order) so that outputs
-    can carry through columns this package does not know about; ``source`` and ``line`` let a
-    later stage (labelling, reciprocity) still point a user at the place in their file.
-    """
-
-    id: str
-    conversation_id: str
-    speaker: str | None
-    text: str
-    reply_to: str | None
-    timestamp: str | None
-    fields: dict[str, Any]
-    source: str
-    line: int
-
-
-@dataclass(frozen=True)
-class ColumnMap:
-    """Which input column holds each part of a message.
-
-    Defaults follow ConvoKit's utterance keys, so a ConvoKit dump needs no options. A column
-    left at its default name is optional (except ``text``); a column given a non-default name
-    is required, because a user who names a column expects it to be used and a typo should not
-    silently turn every speaker into ``None``.
-    """
-
-    text: str = "text"
-    speaker: str = "speaker"
-    conversation: str = "conversation_id"
-    id: str = "id"
-    reply_to: str = "reply_to"
-    time: str = "timestamp"
-
-    def customised(self) -> set[str]:
-        """Attribute names whose column was renamed by the caller (hence required)."""
-        return {
-            spec.name
-            for spec in dataclass_fields(self)
-            if spec.name != "text" and getattr(self, spec.name) != spec.default
-        }
-
-
-def printable_path(path: str | os.PathLike[str]) -> str:
-    """A path as text any UTF-8 writer takes: undecodable bytes of the name become ``\\xNN``."""
-    text = os.fspath(path)
-    try:
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:
-        return os.fsencode(text).decode("utf-8", "backslashreplace")
-
-
-@dataclass
-class Reject:
-    """A record skipped in ``on_error="skip"`` mode, located like a :class:`DataError`."""
-
-    source: str
-    line: int | None
-    field: str | None
-    reason: str
-    excerpt: str
-
-    def __post_init__(self) -> None:
-        # A file name that is not UTF-8 arrives with surrogate escapes, which no UTF-8 writer can
-        # write: the rejects file shows its bytes as \xNN instead.
-        self.source = printable_path(self.source)
-
-    def __str__(self) -> str:
-        place = [self.source]
-        if self.line is not None:
-            place.append(f"line {self.line}")
-        if self.field is not None:
-            place.append(f"field '{self.field}'")
-        return f"{', '.join(place)}: {self.reason}"
-
-
-class _BadRecord(Exception):
-    """One unusable record; turned into a DataError or a Reject by the reading loop."""
-
-    def __init__(self, reason: str, line: int, field: str | None = None, raw: str = "") -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.line = line
-        self.field = field
-        self.raw = raw
-
-
-# --------------------------------------------------------------------------------------------
-# Opening files: existence, format, compression, binary sniffing
-
-
-@dataclass(frozen=True)
-class _Source:
-    path: Path  # the file actually read
-    fmt: str  # jsonl | csv | tsv | text | whatsapp | parquet
-    stem: str  # default conversation id and id prefix
-    gzipped: bool
-
-
-def _open_raw(path: Path) -> IO[bytes]:
-    """Open a file for binary reading; a seam so tests can count the bytes really read."""
-    return path.open("rb")
-
 
 def _open_stream(source: _Source) -> IO[bytes]:
-    raw = _open_raw(source.path)
-    if source.gzipped:
-        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
-    return raw
+    """Open a source through this module's ``_open_raw`` (the seam tests replace)."""
+    return _open_with(source, opener=_open_raw)
 
 
 def _strip_gz(name: str) -> str:
@@ -206,15 +129,32 @@ def _resolve(path: Path, format: str | None) -> _Source:
     if not path.exists():
         raise DataError("no such file or directory", path=path)
     if path.is_dir():
-        if format not in (None, "convokit"):
+        if format not in (None, "convokit", "slack"):
             raise DataError(f"is a directory; format '{format}' needs a file", path=path)
         utterances = path / CORPUS_UTTERANCES
-        if not utterances.is_file():
+        if format != "slack" and utterances.is_file():
+            return _sniffed(utterances, "jsonl", path.name)
+        from .chat_exports import is_slack_export
+
+        if format != "convokit" and is_slack_export(path):
+            return _Source(path=path, fmt="slack", stem=path.name, gzipped=False)
+        if format == "slack":
             raise DataError(
-                f"is a directory but not a ConvoKit corpus (it has no {CORPUS_UTTERANCES})",
+                "is not a Slack export (it has no channels.json or users.json); give the unzipped "
+                "export's top folder",
                 path=path,
             )
-        return _sniffed(utterances, "jsonl", path.name)
+        raise DataError(
+            f"is a directory but not a ConvoKit corpus (it has no {CORPUS_UTTERANCES})"
+            + ("" if format == "convokit" else " nor a Slack export (no channels.json)"),
+            path=path,
+        )
+    if format == "slack":
+        raise DataError(
+            "a Slack export is a folder (channels.json, users.json and a folder per channel); unzip "
+            "the export and give its top folder",
+            path=path,
+        )
     name = _strip_gz(path.name)
     if format is None:
         suffix = Path(name).suffix.lower()
@@ -223,15 +163,53 @@ def _resolve(path: Path, format: str | None) -> _Source:
             shown = suffix or "(none)"
             raise DataError(
                 f"cannot tell the transcript format from the extension {shown}; use .jsonl, "
-                ".csv, .tsv, .txt, .parquet or a ConvoKit corpus directory, or name the format with "
-                "--format (format= in Python)",
+                ".csv, .tsv, .txt, .parquet, .vtt, .srt, a chat export's .json or a ConvoKit corpus "
+                "or Slack export directory, or name the format with --format (format= in Python)",
                 path=path,
             )
     else:
         fmt = "jsonl" if format == "convokit" else format
     if fmt == "parquet":
         return _parquet_source(path, Path(name).stem or name)
-    return _sniffed(path, fmt, Path(name).stem or name)
+    source = _sniffed(path, fmt, Path(name).stem or name)
+    if format is None and Path(name).suffix.lower() == ".json" and _first_byte(source) == b"{":
+        return _replace(source, fmt="json")  # a chat export or JSON Lines: told when read
+    if format is None and fmt == "csv" and _discord_csv_header(source):
+        return _replace(source, fmt="discord_csv")
+    if format == "discord" and _first_byte(source) != b"{":
+        return _replace(source, fmt="discord_csv")
+    return source
+
+
+def _head(source: _Source) -> bytes:
+    with _open_stream(source) as stream:
+        try:
+            return stream.read(SNIFF_BYTES)
+        except (OSError, EOFError, zlib.error):
+            return b""
+
+
+def _first_byte(source: _Source) -> bytes:
+    """The first byte that is not whitespace or a BOM (``b""`` for an empty file)."""
+    head = _head(source)
+    if head.startswith(codecs.BOM_UTF8):
+        head = head[len(codecs.BOM_UTF8) :]
+    return head.lstrip()[:1]
+
+
+def _discord_csv_header(source: _Source) -> bool:
+    """Whether a CSV starts with DiscordChatExporter's header row."""
+    from .chat_exports import DISCORD_CSV_HEADER
+
+    head = _head(source)
+    if head.startswith(codecs.BOM_UTF8):
+        head = head[len(codecs.BOM_UTF8) :]
+    first = head.split(b"\n", 1)[0].decode("utf-8", "replace")
+    try:
+        row = next(csv.reader([first]))
+    except (csv.Error, StopIteration):
+        return False
+    return [cell.strip() for cell in row] == list(DISCORD_CSV_HEADER)
 
 
 def _parquet_source(path: Path, stem: str) -> _Source:
@@ -280,69 +258,6 @@ def _sniffed(path: Path, fmt: str, stem: str) -> _Source:
 # Lines
 
 
-# Split after a carriage return that is not part of CRLF, keeping it as the line ending.
-_LINE_END_CR = re.compile(rb"(?<=\r)(?!\n)")
-
-
-class _Lines:
-    """Numbered, decoded lines of a byte stream, read lazily.
-
-    Lines keep their ending so the CSV parser can see quoted newlines. A lone ``\\r`` also ends
-    a line (old Mac files, mixed endings), matching what editors show as line numbers. Bytes
-    that are not UTF-8 are decoded with replacement characters and their line is remembered in
-    ``bad`` instead of raising here: the record containing that line is then rejected by the
-    format reader, which knows where records start and end (a CSV record can span lines).
-    """
-
-    def __init__(self, stream: IO[bytes], path: Path) -> None:
-        self._stream = stream
-        self._path = path
-        self.bad: dict[int, int] = {}  # line -> offset of the first undecodable byte
-        self.number = 0
-
-    def __iter__(self) -> Iterator[tuple[int, str]]:
-        try:
-            for raw in self._stream:
-                parts = _LINE_END_CR.split(raw) if b"\r" in raw else (raw,)
-                for part in parts:
-                    if part:
-                        self.number += 1
-                        yield self.number, self._decode(part)
-        except (EOFError, zlib.error, gzip.BadGzipFile) as err:
-            raise DataError(
-                f"the gzip data is damaged or cut off after line {self.number} ({type(err).__name__})",
-                path=self._path,
-                line=self.number + 1,
-            ) from None
-
-    def _decode(self, raw: bytes) -> str:
-        if self.number == 1 and raw.startswith(codecs.BOM_UTF8):
-            raw = raw[len(codecs.BOM_UTF8) :]
-        try:
-            return raw.decode("utf-8")
-        except UnicodeDecodeError as err:
-            self.bad[self.number] = err.start
-            return raw.decode("utf-8", errors="replace")
-
-    def first_bad(self, start: int, end: int) -> int | None:
-        """The first undecodable line in [start, end], forgetting lines before ``end``."""
-        found = next((line for line in sorted(self.bad) if start <= line <= end), None)
-        for line in [line for line in self.bad if line <= end]:
-            del self.bad[line]
-        return found
-
-
-def _utf8_problem(lines: _Lines, start: int, end: int, raw: str) -> None:
-    bad = lines.first_bad(start, end)
-    if bad is not None:
-        raise _BadRecord("not valid UTF-8; save the file as UTF-8", bad, raw=raw)
-
-
-# --------------------------------------------------------------------------------------------
-# Building messages from table-like records (JSONL, CSV, TSV)
-
-
-_MISSING = object()
 
 
 # ConvoKit's alternative keys: "user" (ConvoKit < 2), "reply-to" (what dump() writes), "root".
@@ -378,32 +293,6 @@ def _lookup(record: dict[str, Any], names: tuple[str, ...]) -> tuple[str, Any]:
             return name, record[name]
     return names[0], _MISSING
 
-
-def _identifier(value: Any, name: str, line: int) -> str | None:
-    """Ids, conversation ids and speakers compare as strings; blank means absent."""
-    if value is _MISSING or value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        raise _BadRecord(f"expected a string or number, got {_type_name(value)}", line, name)
-    if isinstance(value, float) and not math.isfinite(value):
-        raise _BadRecord("expected a string or number, got a non-finite number", line, name)
-    text = str(value).strip()
-    return text or None
-
-
-def _type_name(value: Any) -> str:
-    if value is None:
-        return "null"
-    return {dict: "object", list: "array", bool: "boolean"}.get(type(value), type(value).__name__)
-
-
-_INVISIBLE = re.compile("[\\s\x00\u200b-\u200f\u2060-\u2064\ufeff\u00ad\u034f\u180e]*")
-
-
-def blank_text(text: str) -> bool:
-    """Empty for a reader: only whitespace, NUL, zero-width or other invisible format marks.
-    Such a "message" says nothing, so it is reported as empty text like a blank one."""
-    return _INVISIBLE.fullmatch(text) is not None
 
 
 def _build(record: dict[str, Any], line: int, ctx: _Context, raw: str) -> Message:
@@ -622,7 +511,6 @@ _ANDROID = re.compile(rf"(?P<ts>{_STAMP})[ \u202f\u00a0]+[-–][ \u202f\u00a0]+(
 # iOS always writes "date, time"; requiring the comma keeps "[2024-01-01 10:00] Ana: hi" plain.
 _IOS = re.compile(rf"\[(?P<ts>{_DATE},[ \u202f\u00a0]+{_TIME})\][ \u202f\u00a0]*(?P<rest>.*)", re.S)
 _PLAIN = re.compile(r"(?:\[(?P<ts>[^\]\n]*)\][ \t]*)?(?P<rest>.*)", re.S)
-_PLAIN_SPEAKER = re.compile(r"(?P<speaker>[^\s:\[][^:]{0,47}?)[ \t]*:(?:[ \t](?P<text>.*)|$)", re.S)
 # English WhatsApp system texts that can look like "Name: text" or sit under the group's name.
 # Matched case-sensitively against the text before the first ": " (or an iOS body marked with
 # U+200E), never against a whole message, so "Bob: I left early" stays a message.
@@ -764,7 +652,8 @@ def read_messages(
     The path, its format, compression and text-ness are checked now, so a wrong path fails at
     the call; records are read only as the iterator is consumed, so memory does not grow with
     the file. ``format`` overrides the extension ("jsonl", "csv", "tsv", "parquet", "text",
-    "whatsapp", "convokit").
+    "whatsapp", "convokit", "telegram", "discord", "slack", "messenger", "vtt", "srt"); the
+    column map applies to JSONL, CSV, TSV and Parquet, the exports have fixed fields.
 
     With ``on_error="raise"`` the first bad record raises :class:`DataError` naming file, line
     and field. With ``on_error="skip"`` each bad record is passed to ``on_reject`` (if given)
@@ -774,35 +663,15 @@ def read_messages(
     Defaults: a missing id becomes ``"<stem>:<line>"`` and a missing conversation id the file's
     stem (one file, one conversation). WhatsApp system lines ("Messages and calls are
     end-to-end encrypted", "X added Y") and bracketed log events without a speaker are not
-    messages and are skipped; ``<Media omitted>`` is a speaker's message and is kept.
+    messages and are skipped; ``<Media omitted>`` is a speaker's message and is kept. So are the
+    system events of chat exports (Telegram ``service`` messages, Slack join/leave subtypes, ...),
+    while an export's message without text is a bad record ("empty text").
     """
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
     source = _resolve(Path(path), format)
     return _generate(source, columns, on_error, on_reject)
 
-
-_UNWRITABLE = (
-    "holds an unpaired surrogate escape (\\ud800-\\udfff), which is not text and cannot be "
-    "written as UTF-8"
-)
-
-
-def _unwritable(value: Any) -> bool:
-    """Whether a value holds a string that UTF-8 cannot encode (a lone JSON surrogate escape)."""
-    if isinstance(value, str):
-        if value.isascii():
-            return False
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return True
-        return False
-    if isinstance(value, dict):
-        return any(_unwritable(k) or _unwritable(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_unwritable(v) for v in value)
-    return False
 
 
 def _unwritable_field(message: Message, columns: ColumnMap) -> str | None:
@@ -827,19 +696,10 @@ def _generate(
     on_error: str,
     on_reject: Callable[[Reject], None] | None,
 ) -> Iterator[Message]:
-    ctx = _Context.make(source, columns)
     seen: dict[str, int] = {}  # ids of the current conversation, with their lines
     conversation: str | None = None
-    with nullcontext() if source.fmt == "parquet" else _open_stream(source) as stream:
-        lines = _Lines(stream, source.path) if stream is not None else None
-        if source.fmt == "parquet":
-            items = _iter_parquet(source, ctx)
-        elif source.fmt == "jsonl":
-            items = _iter_jsonl(lines, ctx)
-        elif source.fmt in ("csv", "tsv"):
-            items = _iter_delimited(lines, ctx, "," if source.fmt == "csv" else "\t")
-        else:
-            items = _iter_text(lines, ctx, True if source.fmt == "whatsapp" else None)
+    with ExitStack() as stack:
+        items, columns = _records(source, columns, stack)
         for item in items:
             if isinstance(item, Message) and (bad_field := _unwritable_field(item, columns)) is not None:
                 item = _BadRecord(_UNWRITABLE, item.line, bad_field, item.text)
@@ -857,18 +717,49 @@ def _generate(
                     columns.id,
                     item.text,
                 )
+            where = item.path if item.path is not None else source.path
             if on_error == "raise":
-                raise DataError(item.reason, path=source.path, line=item.line, field=item.field)
+                raise DataError(item.reason, path=where, line=item.line, field=item.field)
             if on_reject is not None:
                 on_reject(
                     Reject(
-                        source=str(source.path),
+                        source=str(where),
                         line=item.line,
                         field=item.field,
                         reason=item.reason,
                         excerpt=excerpt(item.raw.strip()),
                     )
                 )
+
+
+def _records(
+    source: _Source, columns: ColumnMap, stack: ExitStack
+) -> tuple[Iterator[Message | _BadRecord], ColumnMap]:
+    """The records of a source, and the column names its messages were built with."""
+    if source.fmt in ("json", "telegram", "discord", "messenger", "slack"):
+        from . import chat_exports
+
+        found = chat_exports.read_export(source)
+        if found is not None:
+            return found, columns
+        source = _replace(source, fmt="jsonl")  # a .json file that is JSON Lines
+    if source.fmt == "discord_csv":
+        from .chat_exports import DISCORD_COLUMNS
+
+        source, columns = _replace(source, fmt="csv"), DISCORD_COLUMNS
+    ctx = _Context.make(source, columns)
+    if source.fmt == "parquet":
+        return _iter_parquet(source, ctx), columns
+    lines = _Lines(stack.enter_context(_open_stream(source)), source.path)
+    if source.fmt == "jsonl":
+        return _iter_jsonl(lines, ctx), columns
+    if source.fmt in ("csv", "tsv"):
+        return _iter_delimited(lines, ctx, "," if source.fmt == "csv" else "\t"), columns
+    if source.fmt in ("vtt", "srt"):
+        from .chat_exports import iter_cues
+
+        return iter_cues(lines, source), columns
+    return _iter_text(lines, ctx, True if source.fmt == "whatsapp" else None), columns
 
 
 def iter_conversations(

@@ -468,3 +468,28 @@ def test_cli_ctrl_c_keeps_the_work_and_resume_finishes_it(tmp_path: Path, monkey
     assert resumed.exit_code == 0, resumed.output
     assert "resumed after" in resumed.output and "read " in resumed.output
     assert outputs_of(work, out) == expected
+
+
+@pytest.mark.parametrize("policy", ["reject", "mark"])
+def test_resume_with_messages_not_in_english_matches_the_uninterrupted_run(tmp_path: Path, policy: str) -> None:
+    """Non-English messages in the part already written: with reject they were sent to the
+    rejects file, so the run read more messages than it wrote; resume must accept that and
+    keep counting them (found when annotate became stages, issue 19)."""
+    source = tmp_path / "in.jsonl"
+    spanish = "No le he contado a nadie que perdí mi trabajo y que tengo mucho miedo del futuro"
+    with source.open("w", encoding="utf-8") as handle:
+        for c in range(40):
+            for m in range(4):
+                text = spanish if (c % 3 == 0 and m == 1) else f"conversation {c}, message {m}: I work at the bakery"
+                handle.write(json.dumps({"id": f"c{c}m{m}", "conversation_id": f"c{c}", "speaker": "ab"[m % 2],
+                                         "text": text}) + "\n")
+    clean = run(source, tmp_path / "clean.jsonl", language=policy, summary=tmp_path / "clean-summary.json")
+    assert clean.not_english == 14
+    out = tmp_path / "out.jsonl"
+    interrupted(source, out, calls=3, language=policy, summary=tmp_path / "summary.json")
+    resumed = run(source, out, language=policy, summary=tmp_path / "summary.json", resume=True)
+    assert resumed.resumed_conversations > 0
+    assert (resumed.read, resumed.written, resumed.rejected, resumed.not_english) == (
+        clean.read, clean.written, clean.rejected, clean.not_english)
+    assert out.read_bytes() == (tmp_path / "clean.jsonl").read_bytes()
+    assert Path(f"{out}.rejects.jsonl").read_bytes() == (tmp_path / "clean.jsonl.rejects.jsonl").read_bytes()
