@@ -30,7 +30,7 @@ import json
 import re
 import zlib
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any, Callable, Iterator
 
 from .errors import DataError
 from .transcript_base import (
@@ -295,17 +295,7 @@ def _iter_telegram(document: dict[str, Any], source: _Source) -> Iterator[Messag
             continue
         if conversation is None:
             conversation = source.stem if not prefix else f"{source.stem}:{number}"
-        name = chat.get("name") if isinstance(chat.get("name"), str) else None
-        ids = _Ids()
-        for index, record in enumerate(chat["messages"]):
-            where = f"{prefix}messages[{index}]"
-            try:
-                message = _telegram_message(record, where, index + 1, conversation, name, source, ids)
-            except _BadRecord as bad:
-                yield _located(bad, _raw(record, "text"))
-                continue
-            if message is not None:
-                yield message
+        yield from _chat_messages(chat, prefix, "text", _telegram_message, conversation, source)
 
 
 def _raw(record: Any, key: str) -> str:
@@ -357,6 +347,25 @@ _DISCORD_EVENTS = {
 }
 
 
+def _chat_messages(
+    chat: dict[str, Any], prefix: str, text_key: str, build: Callable[..., Message | None], conversation: str,
+    source: _Source, *, name_from: dict[str, Any] | None = None,
+) -> Iterator[Message | _BadRecord]:
+    """One chat's ``messages`` list through ``build`` (Telegram's or Discord's), a bad record
+    located by its JSON path; ``build`` returns ``None`` for an event that is not a message."""
+    holder = chat if name_from is None else name_from
+    name = holder.get("name") if isinstance(holder.get("name"), str) else None
+    ids = _Ids()
+    for index, record in enumerate(chat["messages"]):
+        try:
+            message = build(record, f"{prefix}messages[{index}]", index + 1, conversation, name, source, ids)
+        except _BadRecord as bad:
+            yield _located(bad, _raw(record, text_key))
+            continue
+        if message is not None:
+            yield message
+
+
 def _iter_discord(document: dict[str, Any], source: _Source) -> Iterator[Message | _BadRecord]:
     channel = document["channel"]
     try:
@@ -364,18 +373,8 @@ def _iter_discord(document: dict[str, Any], source: _Source) -> Iterator[Message
     except _BadRecord as bad:
         yield bad
         return
-    conversation = conversation or source.stem
-    name = channel.get("name") if isinstance(channel.get("name"), str) else None
-    ids = _Ids()
-    for index, record in enumerate(document["messages"]):
-        where = f"messages[{index}]"
-        try:
-            message = _discord_message(record, where, index + 1, conversation, name, source, ids)
-        except _BadRecord as bad:
-            yield _located(bad, _raw(record, "content"))
-            continue
-        if message is not None:
-            yield message
+    yield from _chat_messages(document, "", "content", _discord_message, conversation or source.stem, source,
+                              name_from=channel)
 
 
 def _discord_message(
