@@ -521,8 +521,12 @@ def _labeled_conversations(
     batch_size: int, unlabeled: list[int],
 ) -> Iterator[tuple[str, list[LabeledMessage]]]:
     """Conversations of every input with labels, from the file or from the classifier (in
-    windows of about ``LABEL_WINDOW`` messages, classified in one call)."""
+    windows of about ``LABEL_WINDOW`` messages, classified in one call). Labeling here follows
+    annotate's defaults: a message not in English is left unlabeled (counted in ``unlabeled``,
+    out of the figures) and a message is labeled on its first ``DEFAULT_MAX_CHARS`` characters."""
+    from .pipeline.labeling import DEFAULT_MAX_CHARS
     from .classifier import Prediction
+    from .language import detect_language
 
     for path, own in zip(paths, labeled):
         conversations = iter_conversations(read_messages(path, format=format, columns=columns))
@@ -536,13 +540,17 @@ def _labeled_conversations(
         waiting = 0
 
         def flush() -> Iterator[tuple[str, list[LabeledMessage]]]:
-            texts = [m.text for _, ms in pending for m in ms]
+            english = [[detect_language(m.text[:DEFAULT_MAX_CHARS]).supported for m in ms] for _, ms in pending]
+            texts = [m.text[:DEFAULT_MAX_CHARS] for (_, ms), ok in zip(pending, english) for m, yes in zip(ms, ok) if yes]
             probabilities = classifier.predict_proba(texts, batch_size=batch_size) if texts else []
             rows = probabilities.tolist() if hasattr(probabilities, "tolist") else list(probabilities)
             at = 0
-            for cid, ms in pending:
+            for (cid, ms), ok in zip(pending, english):
                 out = []
-                for m in ms:
+                for m, yes in zip(ms, ok):
+                    if not yes:
+                        unlabeled[0] += 1
+                        continue
                     prediction = Prediction.from_probabilities(rows[at])
                     at += 1
                     out.append(LabeledMessage(id=m.id, speaker=m.speaker or UNKNOWN_SPEAKER, layer=prediction.layer,

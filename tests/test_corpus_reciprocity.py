@@ -203,3 +203,17 @@ def test_pooled_coordination_has_a_bootstrap_interval_around_it(labeled_samples)
     for name, figures in pooled.items():
         low, high = figures["ci95"]
         assert low <= figures["coordination"] <= high, name
+
+
+def test_labeling_on_the_fly_leaves_non_english_messages_out_as_annotate_does(tmp_path):
+    rows = _gold_rows()[:12]
+    for row in rows:
+        row.pop("layer", None)
+        row.pop("depth", None)
+    rows[3]["text"] = "No le he contado a nadie que perdí mi trabajo y que tengo mucho miedo del futuro"
+    path = tmp_path / "mixed.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    fake = HashClassifier()
+    result = analyze_corpus([path], classifier=fake, surrogates=10, bootstrap=10)
+    assert result.n_unlabeled_messages == 1 and len(fake.texts) == 11
+    assert rows[3]["text"] not in fake.texts
