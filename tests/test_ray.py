@@ -72,8 +72,13 @@ def local_ray():
 
 def assert_same(got, expected, where: str = "") -> None:
     """Equal, floats within one unit of the 4th rounded digit (1e-4, plus the float error of
-    that difference): batches of other sizes may move the last float bits, which can flip it."""
-    if isinstance(expected, float) and isinstance(got, (int, float)):
+    that difference): batches of other sizes may move the last float bits, which can flip it.
+    A permutation p-value counts the shuffles at least as extreme as the observed r, so a depth
+    moved in its last bits can move a shuffle across that line: it may differ by a few shuffles
+    (0.005 is five of the default 1,000)."""
+    if isinstance(expected, float) and isinstance(got, (int, float)) and where.endswith("p_value"):
+        assert got == pytest.approx(expected, abs=0.005), where
+    elif isinstance(expected, float) and isinstance(got, (int, float)):
         assert got == pytest.approx(expected, abs=1.5e-4), where
     elif isinstance(expected, dict):
         assert isinstance(got, dict) and list(got) == list(expected), where
