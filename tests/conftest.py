@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -69,3 +70,39 @@ def shared_codebook() -> str:
 @pytest.fixture(scope="session")
 def project_codebook() -> str:
     return (ROOT / "data" / "CODEBOOK.md").read_text(encoding="utf-8")
+
+
+class CountingRaw(io.RawIOBase):
+    """A file that counts the bytes handed to the reader."""
+
+    def __init__(self, path: Path) -> None:
+        self._file = path.open("rb", buffering=0)
+        self.count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        read = self._file.readinto(buffer)
+        self.count += read or 0
+        return read  # type: ignore[return-value]
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+
+@pytest.fixture
+def opened_files(monkeypatch) -> list[CountingRaw]:
+    """Every file a transcript reader opens from now on, each counting the bytes read from it."""
+    from disclosure_nlp import transcripts
+
+    opened: list[CountingRaw] = []
+
+    def counting_open(file: Path):
+        raw = CountingRaw(file)
+        opened.append(raw)
+        return io.BufferedReader(raw)
+
+    monkeypatch.setattr(transcripts, "_open_raw", counting_open)
+    return opened

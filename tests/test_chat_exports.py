@@ -6,14 +6,12 @@ JSON path in a whole-document export); a .json file is told apart from JSON Line
 from __future__ import annotations
 
 import gzip
-import io
 import json
 import shutil
 from pathlib import Path
 
 import pytest
 
-from disclosure_nlp import transcripts
 from disclosure_nlp.chat_exports import fix_mojibake
 from disclosure_nlp.errors import DataError
 from disclosure_nlp.transcripts import FORMATS, Message, Reject, read_messages
@@ -156,27 +154,11 @@ def test_forced_formats_check_the_shape(tmp_path: Path) -> None:
         read_messages(tmp_path)
 
 
-class _CountingRaw(io.FileIO):
-    count = 0
-
-    def readinto(self, buffer) -> int:  # type: ignore[override]
-        n = super().readinto(buffer)
-        self.count += n or 0
-        return n
-
-
-def test_a_large_json_lines_file_named_json_is_not_loaded_whole(tmp_path: Path, monkeypatch) -> None:
+def test_a_large_json_lines_file_named_json_is_not_loaded_whole(tmp_path: Path, opened_files) -> None:
     path = tmp_path / "big.json"
     with path.open("w", encoding="utf-8") as handle:
         handle.writelines(f'{{"id": "m{i}", "messages": 1, "text": "message {i}"}}\n' for i in range(100_000))
-    opened: list[_CountingRaw] = []
-
-    def counting_open(file: Path):
-        raw = _CountingRaw(file)
-        opened.append(raw)
-        return io.BufferedReader(raw)
-
-    monkeypatch.setattr(transcripts, "_open_raw", counting_open)
+    opened = opened_files
     stream = read_messages(path)
     assert next(stream).text == "message 0"
     assert path.stat().st_size > 4_000_000

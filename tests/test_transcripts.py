@@ -520,28 +520,8 @@ def test_errors_and_rejects_quote_only_short_marked_excerpts(tmp_path: Path) -> 
     assert secret not in reject.excerpt
 
 
-class _CountingRaw(io.RawIOBase):
-    """A file that counts the bytes handed to the reader."""
-
-    def __init__(self, path: Path) -> None:
-        self._file = path.open("rb", buffering=0)
-        self.count = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:  # type: ignore[override]
-        read = self._file.readinto(buffer)
-        self.count += read or 0
-        return read  # type: ignore[return-value]
-
-    def close(self) -> None:
-        self._file.close()
-        super().close()
-
-
 @pytest.mark.parametrize("kind", ["jsonl", "csv", "txt"])
-def test_first_message_does_not_read_the_whole_file(tmp_path: Path, monkeypatch, kind: str) -> None:
+def test_first_message_does_not_read_the_whole_file(tmp_path: Path, opened_files, kind: str) -> None:
     rows = 200_000
     path = tmp_path / f"huge.{kind}"
     with path.open("w", encoding="utf-8") as handle:
@@ -556,14 +536,7 @@ def test_first_message_does_not_read_the_whole_file(tmp_path: Path, monkeypatch,
         else:
             handle.writelines(f"S{i % 2}: message number {i}\n" for i in range(rows))
     size = path.stat().st_size
-    opened: list[_CountingRaw] = []
-
-    def counting_open(file: Path):
-        raw = _CountingRaw(file)
-        opened.append(raw)
-        return io.BufferedReader(raw)
-
-    monkeypatch.setattr(transcripts, "_open_raw", counting_open)
+    opened = opened_files
     started = time.perf_counter()
     stream = read_messages(path)
     first = next(stream)
