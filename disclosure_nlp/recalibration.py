@@ -13,7 +13,6 @@ Only real-dev is used to fit (never real-test), so real-test stays a fair check 
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -155,24 +154,22 @@ def _report(logits, gold) -> dict:
 
 
 def _write(model, tokenizer, training: dict, metrics: dict, target: Path, *, compact: bool, base: str | None) -> None:
-    """The full directory in a staging folder, packed when compact, then renamed into place."""
-    from .modelcard import render_model_card
+    """The full directory in a staging folder, then packed into place when compact, else renamed."""
     from .modelstore import pack_compact
+    from .training import write_records
 
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
         full_dir = staging / "full"
         model.save_pretrained(full_dir, safe_serialization=True)
         tokenizer.save_pretrained(full_dir)
-        (full_dir / "training.json").write_text(json.dumps(training, indent=2) + "\n")
-        (full_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-        (full_dir / "README.md").write_text(render_model_card(target.name, training, metrics))
-        result = full_dir
-        if compact:
-            result = pack_compact(full_dir, staging / "compact", **({"base": base} if base else {}))
-        if target.exists():
-            shutil.rmtree(target)
-        result.rename(target)
+        write_records(full_dir, target.name, training, metrics)
+        if compact:  # packs beside the target and renames into place itself
+            pack_compact(full_dir, target, **({"base": base} if base else {}))
+        else:
+            if target.exists():
+                shutil.rmtree(target)
+            full_dir.rename(target)
     finally:
         if staging.exists():
             shutil.rmtree(staging)

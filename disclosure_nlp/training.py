@@ -371,11 +371,19 @@ def _check_writable_parent(target: Path) -> None:
                               "choose another --output") from None
 
 
+def write_records(directory: Path, name: str, training: dict, metrics: dict) -> None:
+    """A model folder's own records: how it was trained, its metrics, and the model card made of them."""
+    from .modelcard import render_model_card
+
+    (directory / "training.json").write_text(json.dumps(training, indent=2) + "\n")
+    (directory / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    (directory / "README.md").write_text(render_model_card(name, training, metrics))
+
+
 def _write_model_dir(model, tokenizer, result: TrainResult, train_source: Source, dev_source: Source, train_set, *, force: bool) -> None:
     import torch
     import transformers
 
-    from .modelcard import render_model_card
 
     target = result.output_dir
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -416,9 +424,7 @@ def _write_model_dir(model, tokenizer, result: TrainResult, train_source: Source
             metrics["real_dev"] = result.real_dev_report.to_dict()
         if result.calibration is not None:
             metrics["calibration"] = result.calibration
-        (staging / "training.json").write_text(json.dumps(training, indent=2) + "\n")
-        (staging / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-        (staging / "README.md").write_text(render_model_card(target.name, training, metrics))
+        write_records(staging, target.name, training, metrics)
         if target.exists():
             if not force and any(target.iterdir()):
                 raise DisclosureError(f"{target} appeared during training; not replacing it")
