@@ -13,28 +13,28 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from .modelstore import enforce_offline
+from .model.modelstore import enforce_offline
 
 __version__ = "0.1.0"
 
 enforce_offline()
 
 _EXPORTS = {
-    "DisclosureClassifier": "classifier",
-    "Prediction": "classifier",
+    "DisclosureClassifier": "model.classifier",
+    "Prediction": "model.classifier",
     "LAYERS": "layers",
-    "analyze_conversation": "reciprocity",
-    "LabeledMessage": "reciprocity",
-    "ConversationReciprocity": "reciprocity",
+    "analyze_conversation": "analysis.reciprocity",
+    "LabeledMessage": "analysis.reciprocity",
+    "ConversationReciprocity": "analysis.reciprocity",
     "annotate": "annotate",
     "AnnotationSummary": "records",
-    "evaluate": "evaluation",
-    "train": "training",
-    "TrainConfig": "training",
-    "read_messages": "transcripts",
-    "annotate_frame": "frame",
-    "analyze_frame": "frame",
-    "DisclosureTransformer": "convokit_transformer",
+    "evaluate": "model.evaluation",
+    "train": "model.training",
+    "TrainConfig": "model.training",
+    "read_messages": "io.transcripts",
+    "annotate_frame": "integrations.frame",
+    "analyze_frame": "integrations.frame",
+    "DisclosureTransformer": "integrations.convokit_transformer",
     "DisclosureError": "errors",
     "DataError": "errors",
     "ModelError": "errors",
@@ -45,15 +45,15 @@ __all__ = sorted(_EXPORTS)
 if TYPE_CHECKING:  # pragma: no cover
     from .annotate import annotate
     from .records import AnnotationSummary
-    from .classifier import DisclosureClassifier, Prediction
-    from .convokit_transformer import DisclosureTransformer
+    from .model.classifier import DisclosureClassifier, Prediction
+    from .integrations.convokit_transformer import DisclosureTransformer
     from .errors import DataError, DisclosureError, ModelError
-    from .evaluation import evaluate
-    from .frame import analyze_frame, annotate_frame
+    from .model.evaluation import evaluate
+    from .integrations.frame import analyze_frame, annotate_frame
     from .layers import LAYERS
-    from .reciprocity import ConversationReciprocity, LabeledMessage, analyze_conversation
-    from .training import TrainConfig, train
-    from .transcripts import read_messages
+    from .analysis.reciprocity import ConversationReciprocity, LabeledMessage, analyze_conversation
+    from .model.training import TrainConfig, train
+    from .io.transcripts import read_messages
 
 
 def __getattr__(name: str) -> Any:

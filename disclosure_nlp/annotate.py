@@ -8,7 +8,7 @@ and on the longest conversation, not on the size of the file.
 
 Every message read is either written (once, with all its input fields) or reported as a reject,
 and the closing :class:`AnnotationSummary` says so: ``read == written + rejected``. Outputs go to
-hidden partial files renamed into place only on success (:mod:`disclosure_nlp.outputs`), so a
+hidden partial files renamed into place only on success (:mod:`disclosure_nlp.io.outputs`), so a
 crash never leaves a half-written file under the target's name and never touches an earlier
 output. All inputs are checked (path, format, binary data) before the model is loaded, so a
 wrong path fails in a second, not after the model has loaded.
@@ -38,7 +38,7 @@ partial file, ``.<name>.partial.figures`` (one JSON line per conversation, with 
 the report shows), checkpointed like the others, not in memory; it is only written when a
 summary or report is asked for. At the end, before the output is committed, the summary is
 streamed from it entry by entry and the report fed to a bounded
-:class:`~disclosure_nlp.report.ReportBuilder`, so memory does not grow with the number of
+:class:`~disclosure_nlp.analysis.report.ReportBuilder`, so memory does not grow with the number of
 conversations; then it is removed. A failure while writing those two (a full disk) keeps
 every partial file for ``resume``.
 
@@ -65,7 +65,7 @@ from typing import Sequence
 
 # Names this module has always offered, re-exported from where they live now (issue 19).
 from .errors import DataError, DisclosureError  # noqa: F401 (re-exported)
-from .language import DEFAULT_POLICY, check_policy, detect_language  # noqa: F401 (re-exported)
+from .model.language import DEFAULT_POLICY, check_policy, detect_language  # noqa: F401 (re-exported)
 from .layers import LAYERS  # noqa: F401 (re-exported)
 from .pipeline.checkpoint import CHECKPOINT_VERSION, IDENTITY_BYTES  # noqa: F401 (re-exported)
 from .pipeline.labeling import (  # noqa: F401 (re-exported)
@@ -87,7 +87,7 @@ from .records import (  # noqa: F401 (re-exported)
     SummaryKeys,
     summary_document,
 )
-from .transcripts import (  # noqa: F401 (re-exported)
+from .io.transcripts import (  # noqa: F401 (re-exported)
     CORPUS_UTTERANCES,
     ColumnMap,
     Message,

@@ -79,8 +79,8 @@ def predict(
                 items.append(line)
     if not items:
         _fail(DisclosureError("give at least one message, or '-' to read them from stdin"))
-    from .classifier import DisclosureClassifier
-    from .language import POLICIES, predict_with_language
+    from .model.classifier import DisclosureClassifier
+    from .model.language import POLICIES, predict_with_language
 
     if language not in POLICIES:
         _fail(DisclosureError(f"--language must be one of {', '.join(POLICIES)}, not {language!r}"))
@@ -135,8 +135,8 @@ def train(
     force: Annotated[bool, typer.Option("--force", help="Replace an existing output directory.")] = False,
 ) -> None:
     """Fine-tune a transformer on labeled messages and write a model directory."""
-    from .data import Columns
-    from .training import TrainConfig, train as run_training
+    from .model.data import Columns
+    from .model.training import TrainConfig, train as run_training
 
     config = TrainConfig(
         epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, patience=patience, seed=seed,
@@ -157,7 +157,7 @@ def train(
         if compact:
             import tempfile
 
-            from .modelstore import pack_compact
+            from .model.modelstore import pack_compact
 
             if output.exists() and any(output.iterdir()) and not force:
                 raise DisclosureError(f"{output} already exists; pass --force to replace it")
@@ -191,7 +191,7 @@ def calibrate(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr (it is shown only on a terminal anyway).")] = False,
 ) -> None:
     """Refit a model's calibration on real held-out sentences and write the calibrated model."""
-    from .recalibration import recalibrate
+    from .model.recalibration import recalibrate
 
     try:
         result = recalibrate(model_dir, output, real_csv=real_csv, real_labels=real_labels, method=method, force=force,
@@ -223,10 +223,10 @@ def evaluate(
     backend: BackendOption = "torch",
 ) -> None:
     """Score a model on labeled data, next to a TF-IDF + logistic-regression baseline."""
-    from .data import Columns
-    from .evaluation import evaluate as run_evaluation, format_report, record_evaluation
+    from .model.data import Columns
+    from .model.evaluation import evaluate as run_evaluation, format_report, record_evaluation
 
-    from .outputs import check_output_paths, write_json_atomic
+    from .io.outputs import check_output_paths, write_json_atomic
 
     diagram_path = output.with_name(output.stem + ".reliability.png") if output else None
     try:  # before the model runs: a wrong output path costs nothing
@@ -245,7 +245,7 @@ def evaluate(
     payload = result.to_dict()
     diagram = None
     if output:
-        from .calibration import reliability_diagram
+        from .model.calibration import reliability_diagram
 
         try:
             write_json_atomic(output, payload, force=force)
@@ -302,7 +302,7 @@ def annotate(
 ) -> None:
     """Label every message of chat transcripts and analyse each conversation's reciprocity."""
     from .annotate import annotate as run_annotation
-    from .transcripts import ColumnMap
+    from .io.transcripts import ColumnMap
 
     if on_error not in ("raise", "skip"):
         _fail(DisclosureError("--on-error must be 'raise' or 'skip'"))
@@ -347,7 +347,7 @@ def annotate(
 def _annotate_on_ray(inputs, output, *, summary, report, model, input_format, output_format, columns, on_error,
                      rejects, batch_size, force, quiet, resume, address, num_actors, language, max_chars) -> None:
     """``annotate --engine ray``: the same rows as the local engine, computed on Ray Data."""
-    from .ray_engine import RayOptions, annotate_ray, require_ray
+    from .integrations.ray_engine import RayOptions, annotate_ray, require_ray
 
     import re
 
@@ -391,13 +391,13 @@ def reciprocity(
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing outputs.")] = False,
 ) -> None:
     """Reciprocity across a corpus: every conversation against chance, pooled with 95% CIs."""
-    from .corpus import analyze_corpus, format_corpus, write_corpus_json
-    from .outputs import check_output_paths
+    from .analysis.corpus import analyze_corpus, format_corpus, write_corpus_json
+    from .io.outputs import check_output_paths
 
     try:
         plot_files: dict[str, Optional[Path]] = {}
         if plots is not None:
-            from .corpus_plots import plot_paths
+            from .analysis.corpus_plots import plot_paths
 
             if plots.exists() and not plots.is_dir():
                 raise DisclosureError(f"--plots {plots} is a file; give a folder")
@@ -414,7 +414,7 @@ def reciprocity(
             write_corpus_json(result, output, force=force)
         written = []
         if plots is not None:
-            from .corpus_plots import write_plots
+            from .analysis.corpus_plots import write_plots
 
             written = write_plots(result, plots, force=force, title=inputs[0].stem if len(inputs) == 1 else "corpus")
     except DisclosureError as err:
@@ -445,7 +445,7 @@ def export(
             _export_full(model_dir, full)
             typer.echo(f"full model directory: {full}")
         if onnx is not None:
-            from .backends import export_onnx
+            from .model.backends import export_onnx
 
             written = export_onnx(model_dir, onnx, quantize=not no_quantize)
             typer.echo(f"ONNX model: {written}")
@@ -458,7 +458,7 @@ def _export_full(model_dir: Optional[Path], out: Path) -> None:
     import shutil
     import tempfile
 
-    from .modelstore import resolve_model_dir
+    from .model.modelstore import resolve_model_dir
 
     source = resolve_model_dir(model_dir)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,6 @@
 """The records an annotation run produces, shared by the run and by what renders its results.
 
-:mod:`disclosure_nlp.annotate` makes them, and :mod:`disclosure_nlp.report` and the Ray engine
+:mod:`disclosure_nlp.annotate` makes them, and :mod:`disclosure_nlp.analysis.report` and the Ray engine
 read them; keeping them here, below all three, is what lets each import them without importing
 each other.
 """

@@ -140,7 +140,7 @@ def write_messages(path: Path, rows: Iterator[dict[str, Any]]) -> int:
 
 
 def input_messages(path: Path) -> Iterator[dict[str, Any]]:
-    from disclosure_nlp.transcripts import read_messages
+    from disclosure_nlp.io.transcripts import read_messages
 
     for message in read_messages(path):
         yield {"id": message.id, "conversation_id": message.conversation_id, "speaker": message.speaker,
@@ -233,7 +233,7 @@ def worker_pipeline(args) -> None:
 
 
 def _classifier(args):
-    from disclosure_nlp.classifier import DisclosureClassifier
+    from disclosure_nlp.model.classifier import DisclosureClassifier
 
     started = time.perf_counter()
     if args.backend == TORCH_INT8:
@@ -253,7 +253,7 @@ def torch_int8_backend(model):
     import torch
     from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
-    from disclosure_nlp.backends import TorchBackend
+    from disclosure_nlp.model.backends import TorchBackend
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -315,7 +315,7 @@ def quality_sets() -> dict[str, dict[str, list]]:
 def quality(clf, batch_size: int, path: Path) -> dict[str, Any]:
     """Macro-F1 on the held-out test split and on the gold layers of the sample conversations."""
     from disclosure_nlp.layers import expected_depth
-    from disclosure_nlp.metrics import compute_report
+    from disclosure_nlp.model.metrics import compute_report
 
     out = {}
     for name, data in json.loads(path.read_text(encoding="utf-8")).items():
@@ -375,7 +375,7 @@ def worker_annotate(args) -> None:
 
 
 def worker_tfidf(args) -> None:
-    from disclosure_nlp.baseline import TfidfBaseline
+    from disclosure_nlp.model.baseline import TfidfBaseline
     from disclosure_nlp.layers import layer_id
 
     from sklearn.base import clone
@@ -465,7 +465,7 @@ def cold_start(args, backend: str | None, runs: int) -> dict[str, Any] | None:
 
 def export_once(model: Path, backends: list[str]) -> float | None:
     """Export the model for the ONNX backends among ``backends`` before anything is timed."""
-    from disclosure_nlp.backends import ONNX_VARIANTS, cached_export
+    from disclosure_nlp.model.backends import ONNX_VARIANTS, cached_export
 
     wanted = [b for b in backends if b in ONNX_VARIANTS]
     if not wanted:
@@ -691,7 +691,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from disclosure_nlp.annotate import DEFAULT_WINDOW
-    from disclosure_nlp.backends import resolve_threads
+    from disclosure_nlp.model.backends import resolve_threads
 
     args.window = args.window or DEFAULT_WINDOW
     args.threads = resolve_threads(args.threads)
@@ -702,10 +702,10 @@ def main(argv: list[str] | None = None) -> int:
         WORKERS[args.worker](args)
         return 0
 
-    from disclosure_nlp.modelstore import resolve_model_dir
+    from disclosure_nlp.model.modelstore import resolve_model_dir
 
     args.model = resolve_model_dir(args.model)
-    from disclosure_nlp.backends import AUTO, BACKENDS, ONNX_VARIANTS, onnx_installed, resolve_backend
+    from disclosure_nlp.model.backends import AUTO, BACKENDS, ONNX_VARIANTS, onnx_installed, resolve_backend
 
     available = [b for b in BACKENDS if b not in ONNX_VARIANTS or onnx_installed()]
     backends = args.backends.split(",") if args.backends else available + [TORCH_INT8]
@@ -911,7 +911,7 @@ def targets_report(by_path, classify, cold) -> list[dict[str, Any]]:
         ratio = round_ratio(by_path, mine, reference)
         add(target, f"{ratio:.2f}×" if ratio else "n/a", (ratio >= floor) if ratio else None)
 
-    from disclosure_nlp.backends import AUTO, resolve_backend
+    from disclosure_nlp.model.backends import AUTO, resolve_backend
 
     default = resolve_backend(AUTO)  # the fp32 backend `disclosure annotate` runs unless told
 

@@ -61,7 +61,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from disclosure_nlp.annotate import annotate
-    from disclosure_nlp.ray_engine import RayOptions, annotate_ray
+    from disclosure_nlp.integrations.ray_engine import RayOptions, annotate_ray
 
     scratch = Path(tempfile.mkdtemp(prefix="bench-ray-"))
     big = scratch / "big.jsonl"
@@ -70,7 +70,7 @@ def main() -> None:
     result: dict = {"model": args.model, "messages": n_big, "small_messages": n_small, "cpus": os.cpu_count(),
                     "load_average_before": os.getloadavg()}
     try:
-        from disclosure_nlp.classifier import DisclosureClassifier
+        from disclosure_nlp.model.classifier import DisclosureClassifier
 
         for threads in [] if args.skip_local else args.local_threads:
             started = time.perf_counter()

@@ -6,7 +6,7 @@ The corpus view promises flat memory (one conversation at a time, a few numbers 
 conversation, a fixed-size surrogate reservoir) and speed enough for ESConv's full 1,300
 conversations. This script writes synthetic labelled conversations shaped like ESConv (two
 speakers, seeker and supporter, 20–40 turns of 1–2 messages, depths that drift and partly
-follow the previous turn), then runs :func:`disclosure_nlp.corpus.analyze_corpus` on them in a
+follow the previous turn), then runs :func:`disclosure_nlp.analysis.corpus.analyze_corpus` on them in a
 fresh process per size, reporting wall time and peak resident memory (``ru_maxrss``, which
 includes the interpreter, NumPy and the imports: about 85 MB before any work). ``--trace`` runs
 each size again under :mod:`tracemalloc` (several times slower, so not timed) and reports the
@@ -52,7 +52,7 @@ def write_corpus(path: Path, conversations: int, seed: int = 0) -> int:
 
 CHILD = """
 import json, resource, sys, time, tracemalloc
-from disclosure_nlp.corpus import analyze_corpus
+from disclosure_nlp.analysis.corpus import analyze_corpus
 trace = sys.argv[4] == "trace"
 if trace:
     tracemalloc.start()

@@ -23,10 +23,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from disclosure_nlp.data import load_labeled  # noqa: E402
+from disclosure_nlp.model.data import load_labeled  # noqa: E402
 from disclosure_nlp.layers import expected_depth  # noqa: E402
-from disclosure_nlp.metrics import compute_report  # noqa: E402
-from disclosure_nlp.modelstore import base_model_path, enforce_offline  # noqa: E402
+from disclosure_nlp.model.metrics import compute_report  # noqa: E402
+from disclosure_nlp.model.modelstore import base_model_path, enforce_offline  # noqa: E402
 
 
 def embed(texts: list[str], batch_size: int = 64):
@@ -68,7 +68,7 @@ def main() -> int:
     parser.add_argument("--output", type=Path)
     args = parser.parse_args()
     enforce_offline()
-    from disclosure_nlp.evaluation import evaluate
+    from disclosure_nlp.model.evaluation import evaluate
 
     train = load_labeled(args.data / "train.jsonl")
     splits = {name: load_labeled(args.data / f"{name}.jsonl") for name in ("dev", "test")}

@@ -147,13 +147,13 @@ def rank_figure(metric: str, gold, scores) -> float | None:
 def main(argv: list[str] | None = None) -> int:
     import numpy as np
 
-    from disclosure_nlp.baseline import TfidfBaseline
-    from disclosure_nlp.calibration import calibration_report, reliability_diagram
-    from disclosure_nlp.classifier import DisclosureClassifier
-    from disclosure_nlp.data import load_labeled
+    from disclosure_nlp.model.baseline import TfidfBaseline
+    from disclosure_nlp.model.calibration import calibration_report, reliability_diagram
+    from disclosure_nlp.model.classifier import DisclosureClassifier
+    from disclosure_nlp.model.data import load_labeled
     from disclosure_nlp.layers import expected_depth
-    from disclosure_nlp.metrics import compute_report
-    from disclosure_nlp.realdata import default_labels_path, load_real, read_claff
+    from disclosure_nlp.model.metrics import compute_report
+    from disclosure_nlp.model.realdata import default_labels_path, load_real, read_claff
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data", help="folder of the public corpora")

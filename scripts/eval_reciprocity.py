@@ -14,13 +14,13 @@ other supporter turns (ROC-AUC, with n):
 * ``turn_depth``: the depth of the analyzer's turn holding it (consecutive utterances of one
   speaker are one turn);
 * ``depth_gap``: turn depth minus the depth of the seeker turn it answers;
-* ``rlsm``: turn-level depth matching with that prompt (:mod:`disclosure_nlp.matching`): a
+* ``rlsm``: turn-level depth matching with that prompt (:mod:`disclosure_nlp.analysis.matching`): a
   supporter who discloses after a seeker's disclosure matches; one who discloses after a
   question does not, so rLSM is not expected to separate well, and is reported anyway.
 
 It also reports whether seekers deepen over a conversation (the pooled within-conversation
 slope of seeker turn depth on turn position, with a bootstrap CI over conversations), and the
-corpus view (:func:`disclosure_nlp.corpus.analyze_labeled`) on ESConv and on the first
+corpus view (:func:`disclosure_nlp.analysis.corpus.analyze_labeled`) on ESConv and on the first
 ``--dialogues`` DailyDialog test dialogues. Labels come from the shipped default model on CPU.
 ESConv and DailyDialog are CC BY-NC (-SA): their text is read at run time and never written
 into the project; ``--export DIR`` writes the rebuilt conversations as JSONL there for
@@ -43,10 +43,10 @@ from typing import Any, Callable, Sequence
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from disclosure_nlp.corpus import analyze_labeled  # noqa: E402
+from disclosure_nlp.analysis.corpus import analyze_labeled  # noqa: E402
 from disclosure_nlp.layers import LAYERS  # noqa: E402
-from disclosure_nlp.matching import turn_matches  # noqa: E402
-from disclosure_nlp.reciprocity import LabeledMessage, analyze_conversation  # noqa: E402
+from disclosure_nlp.analysis.matching import turn_matches  # noqa: E402
+from disclosure_nlp.analysis.reciprocity import LabeledMessage, analyze_conversation  # noqa: E402
 
 SEEKER, SUPPORTER = "seeker", "supporter"
 SELF_DISCLOSURE = "Self-disclosure"
@@ -145,7 +145,7 @@ def pronoun_labels(texts: Sequence[str]) -> list[tuple[str, float]]:
 
 
 def model_labeler(model: str | None = None, backend: str = "auto") -> Labeler:
-    from disclosure_nlp.classifier import DisclosureClassifier, Prediction
+    from disclosure_nlp.model.classifier import DisclosureClassifier, Prediction
 
     classifier = DisclosureClassifier.load(model, backend=backend)
 

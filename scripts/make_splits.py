@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from disclosure_nlp.data import Columns, iter_raw_rows, normalize_text, validate_row  # noqa: E402
+from disclosure_nlp.model.data import Columns, iter_raw_rows, normalize_text, validate_row  # noqa: E402
 from disclosure_nlp.layers import LAYERS  # noqa: E402
 
 SPLITS = {"train": 0.8, "dev": 0.1, "test": 0.1}

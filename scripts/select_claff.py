@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from disclosure_nlp.realdata import read_claff  # noqa: E402
+from disclosure_nlp.model.realdata import read_claff  # noqa: E402
 
 HIGH_STAKES = re.compile(
     r"\b(suicid\w*|kill(ed|ing)? myself|self[- ]harm|cutting|depress\w*|anxiety|panic|ptsd|trauma\w*|abus\w*|rap(e|ed)|"
@@ -120,7 +120,7 @@ def stratum_members(sentences, name: str, core_rank: dict[str, float] | None = N
 
 def rank_core(model_dir: Path, sentences) -> dict[str, float]:
     """P(core) per sentence from a model: only used to choose what the coders label next."""
-    from disclosure_nlp.classifier import DisclosureClassifier
+    from disclosure_nlp.model.classifier import DisclosureClassifier
     from disclosure_nlp.layers import LAYERS as NAMES
 
     core = list(NAMES).index("core")

@@ -44,7 +44,7 @@ def tiny_file(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     """A model fine-tuned for two epochs on eight messages: real code path, tiny cost."""
-    from disclosure_nlp.training import TrainConfig, train
+    from disclosure_nlp.model.training import TrainConfig, train
 
     root = tmp_path_factory.mktemp("tiny-model")
     data = write_jsonl(root / "train.jsonl", [{"text": t, "layer": l} for t, l in TINY])
@@ -95,7 +95,7 @@ class CountingRaw(io.RawIOBase):
 @pytest.fixture
 def opened_files(monkeypatch) -> list[CountingRaw]:
     """Every file a transcript reader opens from now on, each counting the bytes read from it."""
-    from disclosure_nlp import transcripts
+    from disclosure_nlp.io import transcripts
 
     opened: list[CountingRaw] = []
 

@@ -23,7 +23,7 @@ def hash_probabilities(text: str) -> np.ndarray:
 
 
 class HashClassifier:
-    """``predict_proba`` like :class:`~disclosure_nlp.classifier.DisclosureClassifier`.
+    """``predict_proba`` like :class:`~disclosure_nlp.model.classifier.DisclosureClassifier`.
 
     ``delay`` seconds are slept per call (to give a kill something to interrupt);
     ``interrupt_after`` raises KeyboardInterrupt on that call (1-based), like Ctrl-C.

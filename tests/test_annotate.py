@@ -388,7 +388,7 @@ def test_message_of_100000_characters_is_windowed_not_truncated(tmp_path: Path, 
     """
     import numpy as np
 
-    from disclosure_nlp.classifier import DisclosureClassifier
+    from disclosure_nlp.model.classifier import DisclosureClassifier
 
     # 256 tokens per window, as for the shipped model (the tiny model's own limit is 32).
     classifier = DisclosureClassifier.load(tiny_model, max_length=256)
@@ -457,7 +457,7 @@ def test_second_run_is_byte_identical(tmp_path: Path) -> None:
 
 
 def test_second_run_with_the_real_model_is_byte_identical(tmp_path: Path, tiny_model: Path) -> None:
-    from disclosure_nlp.classifier import DisclosureClassifier
+    from disclosure_nlp.model.classifier import DisclosureClassifier
 
     texts = ["hi", "I lost my job and I'm scared", "ok see you", "I've never told anyone this, " * 4]
     source = write(tmp_path / "in.jsonl", jsonl(*({"id": i, "speaker": "ab"[i % 2], "text": t} for i, t in enumerate(texts * 2))))
@@ -500,7 +500,7 @@ def test_errors_and_rejects_never_echo_message_text(tmp_path: Path) -> None:
 
 
 def test_cli_skip_run_reports_counts_and_places_not_texts(tmp_path: Path, monkeypatch) -> None:
-    from disclosure_nlp import classifier as classifier_module
+    from disclosure_nlp.model import classifier as classifier_module
     from disclosure_nlp.cli import app
 
     monkeypatch.setattr(classifier_module.DisclosureClassifier, "load", classmethod(lambda cls, *a, **k: HashClassifier()))
@@ -543,7 +543,7 @@ def test_summary_and_report_keep_memory_flat(tmp_path: Path, monkeypatch) -> Non
     figures were held, 1.0 GB for 100k conversations; here 5.7 -> 48.9 MB traced for 500 ->
     5,000 conversations, 8.6x). The bounds are made small so that small runs reach them."""
     import disclosure_nlp.annotate as annotate_module
-    import disclosure_nlp.report as report_module
+    import disclosure_nlp.analysis.report as report_module
 
     monkeypatch.setattr(annotate_module, "REPORT_CONVERSATION_LIMIT", 5)
     monkeypatch.setattr(report_module, "RANKING_ROWS", 50)

@@ -36,8 +36,8 @@ from hypothesis import strategies as st
 from disclosure_nlp.annotate import annotate
 from disclosure_nlp.errors import DataError, DisclosureError
 from disclosure_nlp.layers import LAYERS
-from disclosure_nlp.outputs import csv_unguard
-from disclosure_nlp.transcripts import blank_text
+from disclosure_nlp.io.outputs import csv_unguard
+from disclosure_nlp.io.transcripts import blank_text
 from tests.fakes import HashClassifier
 
 FAST_EXAMPLES = 50

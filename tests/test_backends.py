@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from disclosure_nlp import backends
-from disclosure_nlp.backends import (
+from disclosure_nlp.model import backends
+from disclosure_nlp.model.backends import (
     BACKENDS,
     EXPORT_MANIFEST,
     ONNX_FP32,
@@ -28,7 +28,7 @@ from disclosure_nlp.backends import (
     physical_cores,
     resolve_threads,
 )
-from disclosure_nlp.classifier import DisclosureClassifier
+from disclosure_nlp.model.classifier import DisclosureClassifier
 from disclosure_nlp.cli import app
 from disclosure_nlp.errors import DisclosureError
 from disclosure_nlp.layers import ID2LABEL, LABEL2ID, LAYERS
@@ -54,7 +54,7 @@ def _micro_model(directory: Path, seed: int) -> Path:
     import torch
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
-    from disclosure_nlp.modelstore import base_model_path
+    from disclosure_nlp.model.modelstore import base_model_path
 
     tokenizer = AutoTokenizer.from_pretrained(base_model_path())
     tokenizer.model_max_length = 24  # small, so that long messages are cut into windows
@@ -192,7 +192,7 @@ def test_onnx_int8_backend_agrees_with_fp32(micro_model):
 def test_fast_tokenizer_matches_the_transformers_tokenizer(micro_model):
     from transformers import AutoTokenizer
 
-    from disclosure_nlp.backends import FastTokenizer
+    from disclosure_nlp.model.backends import FastTokenizer
 
     texts = MESSAGES + ["Ça va? Naïve café — 😅 SHOUTING", "", "  spaces\tand\nlines  ", "x" * 300]
     light, full = FastTokenizer(micro_model), AutoTokenizer.from_pretrained(micro_model)
@@ -212,12 +212,12 @@ def test_fast_tokenizer_matches_the_transformers_tokenizer(micro_model):
 def test_onnx_backend_starts_without_importing_torch(micro_model):
     import subprocess
 
-    from disclosure_nlp.backends import cached_export
+    from disclosure_nlp.model.backends import cached_export
 
     cached_export(micro_model)  # the export itself needs torch; loading it afterwards must not
     code = (
         "import sys\n"
-        "from disclosure_nlp.classifier import DisclosureClassifier\n"
+        "from disclosure_nlp.model.classifier import DisclosureClassifier\n"
         f"clf = DisclosureClassifier.load({str(micro_model)!r}, backend='onnx')\n"
         "print(clf.predict(['hello there'])[0].layer)\n"
         "assert 'torch' not in sys.modules and 'transformers' not in sys.modules, 'heavy import'\n"
@@ -249,7 +249,7 @@ def test_onnx_fp32_backend_gives_torchs_probabilities_and_exports_only_fp32(micr
 def test_auto_picks_onnx_fp32_only_where_onnxruntime_is_found(monkeypatch):
     import importlib.util
 
-    from disclosure_nlp.backends import resolve_backend
+    from disclosure_nlp.model.backends import resolve_backend
 
     real = importlib.util.find_spec
     spec = real("json")  # any spec: "found"
@@ -288,7 +288,7 @@ def test_auto_falls_back_to_torch_when_the_onnx_load_fails(micro_model, monkeypa
 def test_cli_predict_defaults_to_onnx_fp32_and_never_imports_torch(micro_model):
     import subprocess
 
-    from disclosure_nlp.backends import cached_export
+    from disclosure_nlp.model.backends import cached_export
 
     cached_export(micro_model, quantize=False)  # the export needs torch; predict after it must not
     code = (

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from disclosure_nlp.baseline import C_GRID, TfidfBaseline, _features
+from disclosure_nlp.model.baseline import C_GRID, TfidfBaseline, _features
 from disclosure_nlp.layers import LAYERS
 
 ROOT = Path(__file__).resolve().parents[1]

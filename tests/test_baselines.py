@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from disclosure_nlp.baselines import (
+from disclosure_nlp.analysis.baselines import (
     Skeleton,
     SurrogateReservoir,
     compare,
@@ -18,7 +18,7 @@ from disclosure_nlp.baselines import (
     reciprocity_indices,
     shuffled_depths,
 )
-from disclosure_nlp.reciprocity import analyze_conversation
+from disclosure_nlp.analysis.reciprocity import analyze_conversation
 
 
 def _analyzed(depths: list[float], speakers: str = "AB"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from disclosure_nlp.calibration import (
+from disclosure_nlp.model.calibration import (
     calibration_report,
     fit_temperature,
     fold_temperature,
@@ -65,7 +65,7 @@ def test_reliability_diagram_is_a_png(tmp_path) -> None:
 
 
 def test_vector_scaling_undoes_a_per_layer_distortion_a_temperature_cannot() -> None:
-    from disclosure_nlp.calibration import apply_vector_scaling, fit_vector_scaling
+    from disclosure_nlp.model.calibration import apply_vector_scaling, fit_vector_scaling
 
     rng = np.random.default_rng(1)
     true_logits = rng.normal(size=(6000, 4)) * 1.5
@@ -81,7 +81,7 @@ def test_vector_scaling_undoes_a_per_layer_distortion_a_temperature_cannot() -> 
 
 
 def test_the_bias_penalty_pulls_biases_toward_zero() -> None:
-    from disclosure_nlp.calibration import fit_vector_scaling
+    from disclosure_nlp.model.calibration import fit_vector_scaling
 
     rng = np.random.default_rng(2)
     logits = rng.normal(size=(500, 4))
@@ -93,7 +93,7 @@ def test_the_bias_penalty_pulls_biases_toward_zero() -> None:
 
 def test_folding_vector_scaling_maps_the_logits_exactly() -> None:
     torch = pytest.importorskip("torch")
-    from disclosure_nlp.calibration import fold_vector_scaling
+    from disclosure_nlp.model.calibration import fold_vector_scaling
 
     torch.manual_seed(0)
     model = torch.nn.Module()

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from disclosure_nlp.chat_exports import fix_mojibake
+from disclosure_nlp.io.chat_exports import fix_mojibake
 from disclosure_nlp.errors import DataError
-from disclosure_nlp.transcripts import FORMATS, Message, Reject, read_messages
+from disclosure_nlp.io.transcripts import FORMATS, Message, Reject, read_messages
 
 DATA = Path(__file__).parent / "data" / "exports"
 
@@ -321,7 +321,7 @@ def test_subtitle_skip_mode_keeps_the_good_cues(tmp_path: Path) -> None:
 def test_cli_annotates_a_telegram_export_and_a_slack_folder(tmp_path: Path, monkeypatch) -> None:
     from typer.testing import CliRunner
 
-    from disclosure_nlp.classifier import DisclosureClassifier
+    from disclosure_nlp.model.classifier import DisclosureClassifier
     from disclosure_nlp.cli import app
 
     from .fakes import HashClassifier

@@ -16,8 +16,8 @@ convokit = pytest.importorskip("convokit")
 pd = pytest.importorskip("pandas")
 
 from disclosure_nlp.annotate import annotate  # noqa: E402
-from disclosure_nlp.convokit_transformer import DisclosureTransformer  # noqa: E402
-from disclosure_nlp.frame import analyze_frame  # noqa: E402
+from disclosure_nlp.integrations.convokit_transformer import DisclosureTransformer  # noqa: E402
+from disclosure_nlp.integrations.frame import analyze_frame  # noqa: E402
 from disclosure_nlp.layers import LAYERS  # noqa: E402
 from tests.fakes import HashClassifier  # noqa: E402
 
@@ -177,7 +177,7 @@ def test_real_model_in_the_transformer(tiny_model: Path) -> None:
 
 
 def test_model_path_alone_uses_annotates_default_backend_and_writes_the_clis_values(tiny_model: Path, tmp_path: Path) -> None:
-    from disclosure_nlp.backends import resolve_backend
+    from disclosure_nlp.model.backends import resolve_backend
 
     records = sample_records(2)
     corpus = build_corpus(records)

@@ -5,7 +5,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from disclosure_nlp.data import load_labeled
+from disclosure_nlp.model.data import load_labeled
 
 ROOT = Path(__file__).resolve().parents[1]
 

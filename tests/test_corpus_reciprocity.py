@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from disclosure_nlp.cli import app
-from disclosure_nlp.corpus import Trend, analyze_corpus, analyze_labeled, bootstrap_statistic, deepening
+from disclosure_nlp.analysis.corpus import Trend, analyze_corpus, analyze_labeled, bootstrap_statistic, deepening
 from disclosure_nlp.errors import DataError
 
 from .fakes import HashClassifier
@@ -64,7 +64,7 @@ def test_corpus_figures_on_the_samples_with_gold_labels(labeled_samples):
     data = json.loads(json.dumps(result.to_dict()))
     assert result.labels == "given" and result.n_conversations == 24 and result.n_messages == 243
     # The per-conversation figures are the unchanged ones of analyze_conversation.
-    from disclosure_nlp.reciprocity import analyze_conversation
+    from disclosure_nlp.analysis.reciprocity import analyze_conversation
 
     rows = _gold_rows()
     first_id = rows[0]["conversation_id"]
@@ -129,7 +129,7 @@ def test_cli_with_labels_writes_json_and_plots_and_refuses_to_overwrite(labeled_
 
 
 def test_cli_without_labels_labels_with_the_model(monkeypatch, tmp_path):
-    from disclosure_nlp.classifier import DisclosureClassifier
+    from disclosure_nlp.model.classifier import DisclosureClassifier
 
     monkeypatch.setattr(DisclosureClassifier, "load", classmethod(lambda cls, *a, **k: HashClassifier()))
     result = runner.invoke(app, ["reciprocity", str(SAMPLES), "--surrogates", "20", "--bootstrap", "20"])
@@ -181,7 +181,7 @@ PINNED_RI_MEAN = 0.3293
 
 
 def test_the_streamed_json_is_the_documents_json(labeled_samples, tmp_path):
-    from disclosure_nlp.corpus import write_corpus_json
+    from disclosure_nlp.analysis.corpus import write_corpus_json
 
     result = analyze_corpus([labeled_samples], seed=1, surrogates=20, bootstrap=20)
     write_corpus_json(result, tmp_path / "corpus.json")

@@ -22,7 +22,7 @@ import pytest
 
 from disclosure_nlp.annotate import annotate
 from disclosure_nlp.errors import DataError, DisclosureError
-from disclosure_nlp.outputs import OutputError, checkpoint_path, open_resumable, partial_path
+from disclosure_nlp.io.outputs import OutputError, checkpoint_path, open_resumable, partial_path
 from tests.fakes import HashClassifier
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -307,7 +307,7 @@ def test_resume_refuses_another_backend_naming_the_output_and_keeps_the_files(tm
 def _interrupt_real_classifier(monkeypatch, on_call: int) -> list[str]:
     """Make the real classifier raise Ctrl-C on its ``on_call``-th batch; returns the backend
     name of every call, so a test sees what computed the rows."""
-    from disclosure_nlp.classifier import DisclosureClassifier
+    from disclosure_nlp.model.classifier import DisclosureClassifier
 
     real = DisclosureClassifier.predict_proba
     backends: list[str] = []
@@ -343,7 +343,7 @@ def test_default_backend_resumes_on_the_interrupted_runs_backend(tmp_path: Path,
 
 
 def test_annotate_defaults_to_onnx_fp32_where_onnx_runtime_is_installed(tmp_path: Path, tiny_model, monkeypatch) -> None:
-    from disclosure_nlp.backends import onnx_installed
+    from disclosure_nlp.model.backends import onnx_installed
 
     if not onnx_installed():
         pytest.skip("the onnx extra is not installed")
@@ -443,7 +443,7 @@ def test_resumable_writer_continues_a_csv_without_a_second_header(tmp_path: Path
 def test_cli_ctrl_c_keeps_the_work_and_resume_finishes_it(tmp_path: Path, monkeypatch) -> None:
     from typer.testing import CliRunner
 
-    from disclosure_nlp import classifier as classifier_module
+    from disclosure_nlp.model import classifier as classifier_module
     from disclosure_nlp.cli import app
 
     fakes = iter([HashClassifier(interrupt_after=3), HashClassifier()])

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from disclosure_nlp.data import Columns, load_labeled, normalize_text
+from disclosure_nlp.model.data import Columns, load_labeled, normalize_text
 from disclosure_nlp.errors import DataError
 
 
@@ -130,7 +130,7 @@ def test_split_given_for_a_file_or_a_single_dataset_is_an_error(tmp_path, tiny_f
 
 
 def test_training_sources_take_train_and_dev_splits_from_one_datasetdict(tmp_path):
-    from disclosure_nlp.data import Source, training_sources
+    from disclosure_nlp.model.data import Source, training_sources
 
     dd = save_dict(tmp_path / "dd", train=["a"], validation=["b"], dev=["c"], test=["d"])
     assert training_sources(dd) == (Source(dd, "train"), Source(dd, "validation"))  # validation before dev
@@ -142,7 +142,7 @@ def test_training_sources_take_train_and_dev_splits_from_one_datasetdict(tmp_pat
 
 
 def test_training_sources_mix_files_and_datasetdicts(tmp_path, tiny_file):
-    from disclosure_nlp.data import Source, training_sources
+    from disclosure_nlp.model.data import Source, training_sources
 
     dd = save_dict(tmp_path / "dd", train=["a"], dev=["c"])
     assert training_sources(tiny_file, dd) == (Source(tiny_file), Source(dd, "dev"))
@@ -151,7 +151,7 @@ def test_training_sources_mix_files_and_datasetdicts(tmp_path, tiny_file):
 
 
 def test_training_sources_errors_name_the_path_and_its_splits(tmp_path, tiny_file):
-    from disclosure_nlp.data import training_sources
+    from disclosure_nlp.model.data import training_sources
 
     dd = save_dict(tmp_path / "dd", train=["a"], test=["d"])
     with pytest.raises(DataError, match=r"dd: no dev data: this DatasetDict has no 'validation' or 'dev' split "

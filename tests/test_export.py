@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from disclosure_nlp.classifier import DisclosureClassifier
+from disclosure_nlp.model.classifier import DisclosureClassifier
 from disclosure_nlp.cli import app
 from disclosure_nlp.layers import LAYERS
 
@@ -86,7 +86,7 @@ def test_onnx_export_through_the_cli(micro_model: Path, tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_full_export_of_a_compact_model(tiny_model: Path, tmp_path: Path) -> None:
-    from disclosure_nlp.modelstore import pack_compact
+    from disclosure_nlp.model.modelstore import pack_compact
 
     compact = pack_compact(tiny_model, tmp_path / "compact")
     assert not (compact / "model.safetensors").exists()

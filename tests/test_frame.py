@@ -21,9 +21,9 @@ from typer.testing import CliRunner  # noqa: E402
 
 from disclosure_nlp.annotate import ANNOTATION_FIELDS  # noqa: E402
 from disclosure_nlp.errors import DataError  # noqa: E402
-from disclosure_nlp.frame import analyze_frame, annotate_frame, annotate_group  # noqa: E402
+from disclosure_nlp.integrations.frame import analyze_frame, annotate_frame, annotate_group  # noqa: E402
 from disclosure_nlp.layers import LAYERS  # noqa: E402
-from disclosure_nlp.transcripts import ColumnMap  # noqa: E402
+from disclosure_nlp.io.transcripts import ColumnMap  # noqa: E402
 from tests.fakes import HashClassifier, hash_probabilities  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,7 +35,7 @@ PROBABILITY_COLUMNS = [f"p_{name}" for name in LAYERS]
 def read_cli_csv(path):
     """The CLI's CSV as a spreadsheet-safe file: text cells that start like a formula carry a
     leading quote, which a reader of the tool's own files removes (documented)."""
-    from disclosure_nlp.outputs import csv_unguard
+    from disclosure_nlp.io.outputs import csv_unguard
 
     frame = pd.read_csv(path)
     for name in frame.columns:
@@ -70,7 +70,7 @@ def normalised(frame: "pd.DataFrame") -> "pd.DataFrame":
 
 @pytest.fixture
 def fake_load(monkeypatch):
-    from disclosure_nlp import classifier as classifier_module
+    from disclosure_nlp.model import classifier as classifier_module
 
     monkeypatch.setattr(classifier_module.DisclosureClassifier, "load", classmethod(lambda cls, *a, **k: HashClassifier()))
 
@@ -190,7 +190,7 @@ def test_cli_outputs_and_annotate_frame_hold_the_same_values(tmp_path: Path, fak
 
 @pytest.mark.slow
 def test_cli_and_annotate_frame_agree_with_the_real_model(tmp_path: Path, tiny_model: Path) -> None:
-    from disclosure_nlp.classifier import DisclosureClassifier
+    from disclosure_nlp.model.classifier import DisclosureClassifier
     from disclosure_nlp.cli import app
 
     source = tmp_path / "chats.csv"

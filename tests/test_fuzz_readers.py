@@ -11,11 +11,11 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from disclosure_nlp.data import iter_raw_rows
+from disclosure_nlp.model.data import iter_raw_rows
 from disclosure_nlp.errors import DisclosureError
-from disclosure_nlp.modelstore import check_model_dir
-from disclosure_nlp.realdata import read_claff, read_labels
-from disclosure_nlp.transcripts import read_messages
+from disclosure_nlp.model.modelstore import check_model_dir
+from disclosure_nlp.model.realdata import read_claff, read_labels
+from disclosure_nlp.io.transcripts import read_messages
 
 SUFFIXES = [".jsonl", ".json", ".csv", ".tsv", ".txt", ".parquet", ".jsonl.gz", ".csv.gz", ".vtt", ".srt", ".json.gz"]
 

@@ -13,9 +13,9 @@ import pytest
 from typer.testing import CliRunner
 
 from disclosure_nlp.cli import app
-from disclosure_nlp.classifier import DisclosureClassifier
+from disclosure_nlp.model.classifier import DisclosureClassifier
 from disclosure_nlp.errors import ModelError
-from disclosure_nlp.modelstore import COMPACT_SPEC, base_model_path
+from disclosure_nlp.model.modelstore import COMPACT_SPEC, base_model_path
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = ROOT / "models" / "default"
@@ -241,7 +241,7 @@ def test_a_symlink_planted_at_the_partial_name_is_never_followed(tmp_path: Path,
 
 
 def test_partial_files_are_private_while_written(tmp_path: Path) -> None:
-    from disclosure_nlp.outputs import open_resumable
+    from disclosure_nlp.io.outputs import open_resumable
 
     seen = []
     target = tmp_path / "out.jsonl"
@@ -269,7 +269,7 @@ def test_evaluate_never_writes_through_a_symlink(tmp_path: Path, tiny_model: Pat
 
 @pytest.mark.parametrize("text", ["\u200b\u200b", "\x00\x00", "\ufeff \u2060", "\u00ad"])
 def test_invisible_only_text_is_empty_text(tmp_path: Path, text: str) -> None:
-    from disclosure_nlp.transcripts import read_messages
+    from disclosure_nlp.io.transcripts import read_messages
 
     source = chat(tmp_path / "in.jsonl", ["I lost my job.", text])
     rejects = []
@@ -322,7 +322,7 @@ def test_a_json_integer_of_5000_digits_is_one_clear_line(tmp_path: Path, on_erro
 
 
 def test_training_data_with_a_huge_integer_is_one_clear_line(tmp_path: Path) -> None:
-    from disclosure_nlp.data import iter_raw_rows
+    from disclosure_nlp.model.data import iter_raw_rows
     from disclosure_nlp.errors import DataError
 
     source = tmp_path / "train.jsonl"
@@ -351,7 +351,7 @@ def test_a_read_only_output_folder_is_refused_before_labeling(tmp_path: Path) ->
 def test_an_unwritable_output_folder_is_refused_before_labeling(tmp_path: Path, monkeypatch) -> None:
     """The same check where the tests run as root (who may write anywhere): the folder is
     reported unwritable by ``os.access``, and nothing is labeled."""
-    from disclosure_nlp import outputs
+    from disclosure_nlp.io import outputs
     from disclosure_nlp.annotate import annotate
     from disclosure_nlp.errors import DisclosureError
 
@@ -418,7 +418,8 @@ def test_a_full_disk_is_one_line_keeps_nothing_half_written_and_resume_is_byte_i
         tmp_path: Path, monkeypatch, capsys) -> None:
     import errno
 
-    from disclosure_nlp import cli, outputs
+    from disclosure_nlp import cli
+    from disclosure_nlp.io import outputs
 
     samples = ROOT / "data" / "conversations" / "samples.jsonl"
     clean = tmp_path / "clean.jsonl"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from disclosure_nlp.annotate import annotate
-from disclosure_nlp.language import detect_language, predict_with_language
+from disclosure_nlp.model.language import detect_language, predict_with_language
 from tests.fakes import HashClassifier
 
 SPANISH = "Mi madre murió el año pasado y todavía no puedo hablar de eso con nadie."
@@ -50,7 +50,7 @@ class _Recorder:
         self.seen: list[str] = []
 
     def predict(self, texts, batch_size=32):
-        from disclosure_nlp.classifier import Prediction
+        from disclosure_nlp.model.classifier import Prediction
 
         self.seen.extend(texts)
         return [Prediction.from_probabilities([0.1, 0.2, 0.3, 0.4]) for _ in texts]

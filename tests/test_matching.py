@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from disclosure_nlp.layers import LAYERS
-from disclosure_nlp.matching import (
+from disclosure_nlp.analysis.matching import (
     EPSILON,
     Coordination,
     coordination,
@@ -17,7 +17,7 @@ from disclosure_nlp.matching import (
     speaker_matching,
     turn_matches,
 )
-from disclosure_nlp.reciprocity import analyze_conversation
+from disclosure_nlp.analysis.reciprocity import analyze_conversation
 
 
 def _conversation(spec: list[tuple[str, str]]):

@@ -1,6 +1,6 @@
 import pytest
 
-from disclosure_nlp.metrics import compute_report
+from disclosure_nlp.model.metrics import compute_report
 
 
 def test_figures_on_a_known_confusion_matrix():

@@ -13,8 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from disclosure_nlp.errors import DisclosureError
-from disclosure_nlp.outputs import OutputError, open_output, write_json_atomic
-from disclosure_nlp.transcripts import read_messages
+from disclosure_nlp.io.outputs import OutputError, open_output, write_json_atomic
+from disclosure_nlp.io.transcripts import read_messages
 
 ROWS = [
     {"id": "m1", "speaker": "Ana", "text": 'Hi, "Ben"\nsecond line\twith tab 😀', "layer": "none",
@@ -237,7 +237,7 @@ def test_write_json_atomic(tmp_path: Path) -> None:
     [{}, {"a": {"x": [1, 2, {"y": "é\n\u2028"}], "nan": float("nan"), "empty": [], "nested": {}}, "b": None, "c": 1.5}],
 )
 def test_json_object_writer_writes_what_write_json_atomic_writes(tmp_path: Path, document: dict) -> None:
-    from disclosure_nlp.outputs import open_json_object
+    from disclosure_nlp.io.outputs import open_json_object
 
     write_json_atomic(tmp_path / "whole.json", document)
     with open_json_object(tmp_path / "streamed.json") as out:
@@ -247,7 +247,7 @@ def test_json_object_writer_writes_what_write_json_atomic_writes(tmp_path: Path,
 
 
 def test_json_object_writer_leaves_nothing_on_a_bad_value(tmp_path: Path) -> None:
-    from disclosure_nlp.outputs import open_json_object
+    from disclosure_nlp.io.outputs import open_json_object
 
     target = tmp_path / "summary.json"
     with pytest.raises(OutputError, match="cannot be written as JSON"):

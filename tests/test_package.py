@@ -34,8 +34,8 @@ def test_integration_names_resolve_without_importing_their_extras():
     code = (
         "import sys, disclosure_nlp\n"
         "from disclosure_nlp import DisclosureTransformer, analyze_frame, annotate_frame\n"
-        "from disclosure_nlp.convokit_transformer import DisclosureTransformer as T\n"
-        "from disclosure_nlp.frame import analyze_frame as a, annotate_frame as f\n"
+        "from disclosure_nlp.integrations.convokit_transformer import DisclosureTransformer as T\n"
+        "from disclosure_nlp.integrations.frame import analyze_frame as a, annotate_frame as f\n"
         "assert (annotate_frame, analyze_frame, DisclosureTransformer) == (f, a, T)\n"
         f"print(sorted(set({HEAVY!r}) & set(sys.modules)))\n"
     )

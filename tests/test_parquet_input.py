@@ -19,12 +19,12 @@ pytest.importorskip("pyarrow")
 
 from typer.testing import CliRunner  # noqa: E402
 
-from disclosure_nlp import transcripts  # noqa: E402
+from disclosure_nlp.io import transcripts  # noqa: E402
 from disclosure_nlp.cli import app  # noqa: E402
 from disclosure_nlp.errors import DataError  # noqa: E402
-from disclosure_nlp.frame import annotate_frame  # noqa: E402
+from disclosure_nlp.integrations.frame import annotate_frame  # noqa: E402
 from tests.test_frame import read_cli_csv  # noqa: E402
-from disclosure_nlp.transcripts import read_messages  # noqa: E402
+from disclosure_nlp.io.transcripts import read_messages  # noqa: E402
 from tests.fakes import HashClassifier  # noqa: E402
 from tests.test_frame import normalised, samples  # noqa: E402
 
@@ -33,7 +33,7 @@ runner = CliRunner()
 
 @pytest.fixture
 def fake_load(monkeypatch):
-    from disclosure_nlp import classifier as classifier_module
+    from disclosure_nlp.model import classifier as classifier_module
 
     monkeypatch.setattr(classifier_module.DisclosureClassifier, "load", classmethod(lambda cls, *a, **k: HashClassifier()))
 

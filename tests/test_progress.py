@@ -26,7 +26,7 @@ def notes_handler(monkeypatch):
 def test_the_first_use_rebuild_says_it_happens_once_only_on_a_terminal(tmp_path: Path, monkeypatch, capsys,
                                                                        notes_handler, tty, argv, shown) -> None:
     from disclosure_nlp import cli
-    from disclosure_nlp.modelstore import resolve_model_dir
+    from disclosure_nlp.model.modelstore import resolve_model_dir
 
     monkeypatch.setenv("DISCLOSURE_NLP_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(sys, "argv", ["disclosure", *argv])
@@ -43,7 +43,7 @@ def test_the_first_use_rebuild_says_it_happens_once_only_on_a_terminal(tmp_path:
 
 def test_evaluate_shows_its_steps_on_stderr_when_asked(tmp_path: Path, tiny_model: Path, tiny_file: Path, capsys,
                                                        monkeypatch) -> None:
-    from disclosure_nlp.evaluation import evaluate
+    from disclosure_nlp.model.evaluation import evaluate
 
     quiet = evaluate(tiny_model, tiny_file, baseline_train=tiny_file, progress=False)
     assert capsys.readouterr().err == ""

@@ -101,7 +101,7 @@ def read_rows(path: Path) -> list[dict]:
 @pytest.mark.slow
 @pytest.mark.parametrize("num_actors", [1, 2])
 def test_ray_engine_gives_the_local_engines_rows_and_values(local_ray, tiny_model: Path, tmp_path: Path, num_actors: int) -> None:
-    from disclosure_nlp.ray_engine import RayOptions, annotate_ray
+    from disclosure_nlp.integrations.ray_engine import RayOptions, annotate_ray
 
     local = annotate(SAMPLES, tmp_path / "local.jsonl", model=tiny_model, summary=tmp_path / "local.json")
     stats = annotate_ray(SAMPLES, tmp_path / "ray.jsonl", model=tiny_model, summary=tmp_path / "ray.json",
@@ -119,7 +119,7 @@ def test_several_files_keep_their_own_conversations(local_ray, tiny_model: Path,
     """Files are grouped on their own, as locally: a file without conversation ids is one
     conversation named after the file, even when a batch joins the end of one file to the
     start of the next."""
-    from disclosure_nlp.ray_engine import RayOptions, annotate_ray
+    from disclosure_nlp.integrations.ray_engine import RayOptions, annotate_ray
 
     lines = SAMPLES.read_text(encoding="utf-8").splitlines()
     first = tmp_path / "first.jsonl"
@@ -148,7 +148,7 @@ def test_several_files_keep_their_own_conversations(local_ray, tiny_model: Path,
 @pytest.mark.parametrize("policy", ["mark", "label"])
 def test_ray_engine_screens_languages_as_the_local_engine_does(local_ray, tiny_model: Path, tmp_path: Path,
                                                               policy: str) -> None:
-    from disclosure_nlp.ray_engine import annotate_ray
+    from disclosure_nlp.integrations.ray_engine import annotate_ray
 
     lines = [json.loads(line) for line in SAMPLES.read_text(encoding="utf-8").splitlines()[:30]]
     foreign = {3: "Ayer mi padre murió y no sé cómo decírselo a mis hijos, estoy destrozada por dentro.",
@@ -203,7 +203,7 @@ def test_ray_engine_csv_in_parquet_out_through_the_cli(local_ray, tiny_model: Pa
 @pytest.mark.slow
 def test_bad_record_stops_the_ray_run_with_its_place(local_ray, tiny_model: Path, tmp_path: Path) -> None:
     from disclosure_nlp.errors import DisclosureError
-    from disclosure_nlp.ray_engine import annotate_ray
+    from disclosure_nlp.integrations.ray_engine import annotate_ray
 
     source = tmp_path / "bad.jsonl"
     source.write_text(json.dumps({"id": "a", "text": "hello"}) + "\n" + json.dumps({"id": "b", "text": "  "}) + "\n")

@@ -62,7 +62,7 @@ def test_the_block_finder_keeps_to_its_section():
 def test_pandas_example_runs(monkeypatch, capsys):
     pytest.importorskip("pandas")
     from disclosure_nlp.annotate import ANNOTATION_FIELDS
-    from disclosure_nlp.classifier import DisclosureClassifier
+    from disclosure_nlp.model.classifier import DisclosureClassifier
 
     from .fakes import HashClassifier
 

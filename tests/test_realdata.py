@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from disclosure_nlp.errors import DataError
-from disclosure_nlp.realdata import decode_claff, default_labels_path, load_real, read_claff, read_labels
+from disclosure_nlp.model.realdata import decode_claff, default_labels_path, load_real, read_claff, read_labels
 
 SHARED_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "claff-offmychest" / "labeled_training_set.csv"
 HEADER = ["sentenceid", "id", "full_text", "Information_disclosure", "Emotional_disclosure", "subreddit"]

@@ -67,7 +67,7 @@ def test_calibrate_folds_the_fitted_map_and_records_it(tiny_model: Path, tmp_pat
 
 
 def test_calibrate_refuses_its_own_input_and_an_empty_dev_split(tiny_model: Path, tmp_path: Path) -> None:
-    from disclosure_nlp.recalibration import recalibrate
+    from disclosure_nlp.model.recalibration import recalibrate
 
     csv_path, labels = _real(tmp_path)
     with pytest.raises(DisclosureError, match="is the model being recalibrated"):

@@ -15,9 +15,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from disclosure_nlp import reciprocity
+from disclosure_nlp.analysis import reciprocity
 from disclosure_nlp.layers import LAYERS, layer_id
-from disclosure_nlp.reciprocity import (
+from disclosure_nlp.analysis.reciprocity import (
     ConversationReciprocity,
     LabeledMessage,
     analyze_conversation,
@@ -462,7 +462,7 @@ def test_to_dict_is_json_ready_and_rounded() -> None:
 
 def test_module_imports_without_heavy_dependencies() -> None:
     code = (
-        "import sys, disclosure_nlp.reciprocity; "
+        "import sys, disclosure_nlp.analysis.reciprocity; "
         "bad = {'numpy', 'torch', 'transformers'} & set(sys.modules); "
         "sys.exit(f'imported {bad}' if bad else 0)"
     )

@@ -18,8 +18,8 @@ import pytest
 
 from disclosure_nlp.annotate import AnnotationSummary, ConversationRecord
 from disclosure_nlp.layers import layer_id
-from disclosure_nlp.reciprocity import analyze_conversation
-from disclosure_nlp.report import render_report
+from disclosure_nlp.analysis.reciprocity import analyze_conversation
+from disclosure_nlp.analysis.report import render_report
 
 XSS_TEXT = "<img src=x onerror=alert(1)>"
 XSS_SPEAKER = "</script><script>alert(1)</script>"
@@ -244,7 +244,7 @@ def test_a_real_browser_runs_nothing_from_the_input(tmp_path: Path) -> None:
 def test_a_long_run_lists_its_best_conversations_and_counts_the_rest(monkeypatch) -> None:
     """Past RANKING_ROWS the table keeps the highest RIs (ranks stay exact) and the rest are
     a distribution; past SCATTER_POINTS the overview shades a grid instead of drawing dots."""
-    import disclosure_nlp.report as report
+    import disclosure_nlp.analysis.report as report
 
     monkeypatch.setattr(report, "RANKING_ROWS", 3)
     monkeypatch.setattr(report, "SCATTER_POINTS", 4)
@@ -276,7 +276,7 @@ def test_a_short_run_keeps_every_row_and_no_distribution() -> None:
 
 
 def test_the_builder_keeps_a_bounded_part_of_a_large_run(monkeypatch) -> None:
-    import disclosure_nlp.report as report
+    import disclosure_nlp.analysis.report as report
 
     monkeypatch.setattr(report, "RANKING_ROWS", 10)
     monkeypatch.setattr(report, "SCATTER_POINTS", 20)

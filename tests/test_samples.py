@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from disclosure_nlp.reciprocity import analyze_conversation
+from disclosure_nlp.analysis.reciprocity import analyze_conversation
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data" / "conversations" / "samples.jsonl"
 MUTUAL = ["demo", "c02", "c19", "c23"]
@@ -71,7 +71,7 @@ def test_conversations_that_deepen_have_positive_slopes():
 def test_model_ranking_of_conversations_is_close_to_the_gold_ranking():
     from scipy.stats import spearmanr
 
-    from disclosure_nlp.classifier import DisclosureClassifier
+    from disclosure_nlp.model.classifier import DisclosureClassifier
 
     clf = DisclosureClassifier.load()
     gold = _gold_figures()

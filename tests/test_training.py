@@ -5,11 +5,11 @@ import json
 import pytest
 from safetensors.torch import load_file
 
-from disclosure_nlp.classifier import DisclosureClassifier
+from disclosure_nlp.model.classifier import DisclosureClassifier
 from disclosure_nlp.errors import DisclosureError, ModelError
 from disclosure_nlp.layers import LAYERS
-from disclosure_nlp.modelstore import pack_compact, resolve_model_dir
-from disclosure_nlp.training import TrainConfig, train
+from disclosure_nlp.model.modelstore import pack_compact, resolve_model_dir
+from disclosure_nlp.model.training import TrainConfig, train
 
 from .conftest import TINY
 
@@ -167,7 +167,7 @@ def test_bad_training_data_is_reported_before_pytorch_is_imported(tmp_path):
     code = (
         "import sys\n"
         "from disclosure_nlp.errors import DisclosureError\n"
-        "from disclosure_nlp.training import train\n"
+        "from disclosure_nlp.model.training import train\n"
         f"try:\n    train({str(bad)!r}, {str(bad)!r}, {str(tmp_path / 'out')!r}, progress=False)\n"
         "except DisclosureError as err:\n    print('ERROR', err)\n"
         "print('torch imported:', 'torch' in sys.modules)\n"

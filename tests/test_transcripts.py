@@ -17,9 +17,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from disclosure_nlp import transcripts
+from disclosure_nlp.io import transcripts
 from disclosure_nlp.errors import DataError
-from disclosure_nlp.transcripts import (
+from disclosure_nlp.io.transcripts import (
     ColumnMap,
     Message,
     Reject,

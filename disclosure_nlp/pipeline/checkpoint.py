@@ -14,14 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DisclosureError
-from ..outputs import (
+from ..io.outputs import (
     OutputError,
     WriterState,
     partial_path,
     read_checkpoint,
     remove_checkpoint,
 )
-from ..transcripts import CORPUS_UTTERANCES
+from ..io.transcripts import CORPUS_UTTERANCES
 from .options import AnnotateOptions, RunPlan
 
 CHECKPOINT_VERSION = 1

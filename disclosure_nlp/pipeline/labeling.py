@@ -1,7 +1,7 @@
 """The labeling pieces every engine shares: one conversation's rows and figures, language screening.
 
 :func:`label_conversation` is the one place a classified conversation becomes output rows and
-reciprocity figures; the local pipeline, :mod:`disclosure_nlp.frame`, the Ray engine and the
+reciprocity figures; the local pipeline, :mod:`disclosure_nlp.integrations.frame`, the Ray engine and the
 ConvoKit transformer all go through it, so their rows agree. :func:`screen_languages` decides
 which messages the model labels under a ``--language`` policy.
 """
@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
-from ..classifier import Prediction
-from ..language import detect_language
+from ..model.classifier import Prediction
+from ..model.language import detect_language
 from ..layers import LAYERS
-from ..transcripts import Message, Reject
+from ..io.transcripts import Message, Reject
 
 ANNOTATION_FIELDS: tuple[str, ...] = (
     "layer",
@@ -77,7 +77,7 @@ def label_conversation(
     languages: Sequence[str | None] | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Output rows and reciprocity figures for one conversation whose messages are classified."""
-    from ..reciprocity import LabeledMessage, analyze_conversation, message_fields
+    from ..analysis.reciprocity import LabeledMessage, analyze_conversation, message_fields
 
     # One prediction per message serves both the analysis and the row, so a row's layer is
     # always the layer its turn was built from. Rows of Python floats (tolist) are read several

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..errors import DisclosureError
-from ..language import DEFAULT_POLICY, check_policy
-from ..transcripts import ColumnMap
+from ..model.language import DEFAULT_POLICY, check_policy
+from ..io.transcripts import ColumnMap
 from .labeling import DEFAULT_MAX_CHARS, DEFAULT_WINDOW
 
 PathLike = str | os.PathLike[str]
@@ -99,14 +99,14 @@ class RunPlan:
     @classmethod
     def resolve(cls, inputs: PathLike | Sequence[PathLike], output: PathLike, options: AnnotateOptions) -> RunPlan:
         """The run's files; every output is checked now, before a model loads or a line is read."""
-        from ..outputs import (
+        from ..io.outputs import (
             RESUMABLE_FORMATS,
             AlreadyExists,
             OutputError,
             check_output_paths,
             checkpoint_path,
         )
-        from ..outputs import output_format as output_format_of
+        from ..io.outputs import output_format as output_format_of
 
         paths = [Path(inputs)] if isinstance(inputs, (str, os.PathLike)) else [Path(p) for p in inputs]
         if not paths:

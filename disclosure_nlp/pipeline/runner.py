@@ -13,7 +13,7 @@ from contextlib import ExitStack
 from typing import Any
 
 from ..errors import DisclosureError
-from ..outputs import remove_checkpoint, write_checkpoint
+from ..io.outputs import remove_checkpoint, write_checkpoint
 from ..records import AnnotationSummary
 from .checkpoint import (
     CHECKPOINT_VERSION,
@@ -34,8 +34,8 @@ from .writers import RejectsFile, RunFile, run_files
 
 def load_classifier(model: Any, backend: str, plan: RunPlan, saved: dict[str, Any] | None):
     """The model, on the backend named, or on a resumed run's backend when ``auto`` is asked."""
-    from ..backends import AUTO, BACKENDS, check_backend_name
-    from ..classifier import DisclosureClassifier
+    from ..model.backends import AUTO, BACKENDS, check_backend_name
+    from ..model.classifier import DisclosureClassifier
 
     # A backend named outright can be refused before the model loads. "auto" continues on the
     # backend that computed the rows already written, whatever it would pick today: a run

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, NamedTuple, Sequence
 
 from ..errors import DataError
-from ..transcripts import Message, Reject, iter_conversations, read_messages
+from ..io.transcripts import Message, Reject, iter_conversations, read_messages
 from .checkpoint import ResumePoint
 from .labeling import label_conversation, screen_languages
 from .options import AnnotateOptions

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol
 
 from ..errors import DataError
-from ..outputs import (
+from ..io.outputs import (
     OutputError,
     WriterState,
     open_json_object,
@@ -31,7 +31,7 @@ from ..outputs import (
     write_text_atomic,
 )
 from ..records import AnnotationSummary, ConversationRecord, SummaryKeys
-from ..transcripts import Reject
+from ..io.transcripts import Reject
 from .checkpoint import remove_file
 from .options import AnnotateOptions, PathLike, RunPlan
 from .stages import Analysed
@@ -41,7 +41,7 @@ class RunFile:
     """A file written while the run goes; ``writer`` is ``None`` for one the run does not need."""
 
     state_key = ""
-    """Where a checkpoint records this file's :class:`~disclosure_nlp.outputs.WriterState`."""
+    """Where a checkpoint records this file's :class:`~disclosure_nlp.io.outputs.WriterState`."""
     writer: Any = None
 
     def open(self, stack: ExitStack, resume: WriterState | None) -> None:
@@ -206,13 +206,13 @@ class SummaryWriter:
 
 
 class ReportWriter:
-    """The ``--report`` HTML page, from a bounded :class:`~disclosure_nlp.report.ReportBuilder`."""
+    """The ``--report`` HTML page, from a bounded :class:`~disclosure_nlp.analysis.report.ReportBuilder`."""
 
     def __init__(self, path: PathLike, force: bool) -> None:
         self._path, self._force = path, force
 
     def open(self, stack: ExitStack) -> None:
-        from ..report import ReportBuilder
+        from ..analysis.report import ReportBuilder
 
         self._builder = ReportBuilder()
 

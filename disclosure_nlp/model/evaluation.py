@@ -13,8 +13,8 @@ from pathlib import Path
 
 from .data import Columns, Source, load_labeled
 from .calibration import CalibrationReport, calibration_report
-from .errors import DisclosureError
-from .layers import LAYERS, expected_depth
+from ..errors import DisclosureError
+from ..layers import LAYERS, expected_depth
 from .metrics import EvaluationReport, compute_report
 
 

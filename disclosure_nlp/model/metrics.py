@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Sequence
 
-from .layers import LAYERS
+from ..layers import LAYERS
 
 
 @dataclass(frozen=True)

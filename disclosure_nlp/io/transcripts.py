@@ -15,9 +15,9 @@ Accepted inputs
 * Plain-text chat logs (``.txt``, ``.log``): ``Speaker: message`` lines, optionally behind a
   ``[timestamp]``, and WhatsApp exports from Android and iOS in their locale variants.
 * Parquet tables (``.parquet``), read with pyarrow one record batch at a time; values become
-  ids and timestamps the way :func:`disclosure_nlp.frame.annotate_frame` reads a DataFrame
+  ids and timestamps the way :func:`disclosure_nlp.integrations.frame.annotate_frame` reads a DataFrame
   (``3.0`` is id ``3``, a typed timestamp its ISO text), and a "line" is a 1-based row number.
-* Chat exports (see :mod:`disclosure_nlp.chat_exports`): Telegram Desktop ``result.json``,
+* Chat exports (see :mod:`disclosure_nlp.io.chat_exports`): Telegram Desktop ``result.json``,
   DiscordChatExporter JSON and CSV, Facebook/Instagram Messenger ``message_N.json``, an unzipped
   Slack export folder, and WebVTT (``.vtt``) / SRT (``.srt``) meeting transcripts. A ``.json``
   file starting with ``{`` is read as an export when it has an export's shape, and as JSON Lines
@@ -55,7 +55,7 @@ from datetime import date as _date, datetime, time as _time, timezone
 from pathlib import Path
 from typing import IO, Any, Callable, Iterable, Iterator
 
-from .errors import DataError, excerpt
+from ..errors import DataError, excerpt
 from .outputs import OWN_CSV_COLUMNS, csv_unguard
 from .transcript_base import (  # noqa: F401 (re-exported: readers and callers import them from here)
     _MISSING,
@@ -420,7 +420,7 @@ def _iter_delimited(lines: _Lines, ctx: _Context, delimiter: str) -> Iterator[Me
 
 
 def _arrow_identifier(value: Any) -> Any:
-    """An id-like Arrow value as :mod:`disclosure_nlp.frame` reads it from a DataFrame: a typed
+    """An id-like Arrow value as :mod:`disclosure_nlp.integrations.frame` reads it from a DataFrame: a typed
     timestamp is its ISO text, a float holding an integer is that integer, NaN is absent."""
     if isinstance(value, (_date, _time)):  # a datetime is a date
         return value.isoformat()

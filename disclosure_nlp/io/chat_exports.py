@@ -1,9 +1,9 @@
 """Readers for the chat exports people have: Telegram Desktop, DiscordChatExporter (JSON and
 CSV), Slack workspace exports, Facebook/Instagram Messenger, and WebVTT/SRT meeting transcripts.
 
-They yield the same :class:`~disclosure_nlp.transcripts.Message` objects as the other readers and
+They yield the same :class:`~disclosure_nlp.io.transcripts.Message` objects as the other readers and
 report problems the same way (a :class:`~disclosure_nlp.errors.DataError`, or a reject in skip
-mode); :func:`disclosure_nlp.transcripts.read_messages` picks them by format name or content.
+mode); :func:`disclosure_nlp.io.transcripts.read_messages` picks them by format name or content.
 
 Telegram, Discord and Messenger exports are one JSON document each, not JSON Lines, so they cannot
 be decoded a line at a time: the file is read and parsed whole (the standard library has no
@@ -32,7 +32,7 @@ import zlib
 from pathlib import Path
 from typing import IO, Any, Callable, Iterator
 
-from .errors import DataError
+from ..errors import DataError
 from .transcript_base import (
     _PLAIN_SPEAKER,
     SNIFF_BYTES,

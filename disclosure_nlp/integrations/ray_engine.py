@@ -47,12 +47,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from .annotate import DEFAULT_MAX_CHARS
-from .pipeline.options import check_max_chars
-from .records import AnnotationSummary, summary_document
-from .errors import DataError, DisclosureError
-from .outputs import AlreadyExists
-from .transcripts import ColumnMap
+from ..annotate import DEFAULT_MAX_CHARS
+from ..pipeline.options import check_max_chars
+from ..records import AnnotationSummary, summary_document
+from ..errors import DataError, DisclosureError
+from ..io.outputs import AlreadyExists
+from ..io.transcripts import ColumnMap
 
 __all__ = ["RAY_INSTALL_HINT", "RayOptions", "annotate_ray", "require_ray"]
 
@@ -149,8 +149,8 @@ def _input_files(inputs: Sequence[str | os.PathLike[str]], format: str | None) -
 def _refuse_chat_export(path: Path) -> None:
     """A .json file that is a Telegram, Discord or Messenger export, not JSON Lines: Ray Data
     would read it as something else, so it is refused with what to do."""
-    from .chat_exports import _detect
-    from .transcripts import _resolve
+    from ..io.chat_exports import _detect
+    from ..io.transcripts import _resolve
 
     source = _resolve(path, None)
     if source.fmt == "json" and _detect(source) is not None:
@@ -177,7 +177,7 @@ def _output_format(output: str, output_format: str | None) -> str:
 
 def _model_payload(model: str | os.PathLike[str] | None) -> dict[str, bytes]:
     """The files of a full model directory, to send to the actors through the object store."""
-    from .modelstore import enforce_offline, resolve_model_dir
+    from ..model.modelstore import enforce_offline, resolve_model_dir
 
     enforce_offline()
     directory = resolve_model_dir(model)
@@ -205,7 +205,7 @@ class _Classify:
                  language: str = "mark", max_chars: int | None = None) -> None:
         import ray
 
-        from .classifier import DisclosureClassifier
+        from ..model.classifier import DisclosureClassifier
 
         if isinstance(payload, (list, tuple)):  # (ObjectRef,): the files, fetched from the object store
             payload = ray.get(payload[0])
@@ -245,7 +245,7 @@ class _Classify:
                 texts[position] = message.text if self.max_chars is None else message.text[: self.max_chars]
         import numpy as np
 
-        from .language import detect_language
+        from ..model.language import detect_language
 
         # The same screen as the local engine: a message not in English keeps its row, with its
         # language code and no probabilities (NaN here, None once grouped), unless told to label.
@@ -308,7 +308,7 @@ def _guard_cells(frame) -> None:
     """Text cells of a CSV output as the local CSV writer writes them (no live formula, no NUL)."""
     import pandas as pd
 
-    from .outputs import csv_safe
+    from ..io.outputs import csv_safe
 
     for name in frame.columns:
         if not pd.api.types.is_numeric_dtype(frame[name]):  # object, or pandas 3's str
@@ -451,9 +451,9 @@ def annotate_ray(
     ``language`` is ``mark`` (a message not in English keeps its row and language code, with no
     layer, as locally) or ``label``; ``reject`` needs a rejects file, which Ray does not write.
     """
-    from .outputs import write_json_atomic
+    from ..io.outputs import write_json_atomic
 
-    from .backends import require_backend
+    from ..model.backends import require_backend
 
     ray = require_ray()
     require_backend(backend)  # a wrong name or a missing onnx extra fails here, not in every actor

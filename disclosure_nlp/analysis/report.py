@@ -37,9 +37,9 @@ import warnings
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .layers import LAYERS, MAX_DEPTH
+from ..layers import LAYERS, MAX_DEPTH
 
-from .records import AnnotationSummary, ConversationRecord
+from ..records import AnnotationSummary, ConversationRecord
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from matplotlib.figure import Figure

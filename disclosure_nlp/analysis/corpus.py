@@ -3,11 +3,11 @@
 Why this exists
 ---------------
 One conversation's reciprocity index cannot tell a reviewer whether people in a corpus answer
-disclosure with disclosure: every figure needs a chance level (:mod:`disclosure_nlp.baselines`)
+disclosure with disclosure: every figure needs a chance level (:mod:`disclosure_nlp.analysis.baselines`)
 and a corpus-wide summary with its uncertainty. :func:`analyze_corpus` reads transcripts
 conversation by conversation, computes for each the existing figures
-(:func:`~disclosure_nlp.reciprocity.analyze_conversation`, unchanged), their shuffle and
-surrogate baselines, turn-level rLSM and coordination counts (:mod:`disclosure_nlp.matching`),
+(:func:`~disclosure_nlp.analysis.reciprocity.analyze_conversation`, unchanged), their shuffle and
+surrogate baselines, turn-level rLSM and coordination counts (:mod:`disclosure_nlp.analysis.matching`),
 keeps a few numbers of it (:class:`ConversationSummary`), and at the end reports:
 
 * the distribution of the reciprocity index, with percentile-bootstrap 95% CIs of its mean and
@@ -17,7 +17,7 @@ keeps a few numbers of it (:class:`ConversationSummary`), and at the end reports
 * coordination per depth threshold, pooled over all ordered speaker pairs of all
   conversations (with a bootstrap CI over conversations) and per pair of speaker names (names
   recur when they are roles: seeker/supporter, A/B), each pair against its own base rate (see
-  :mod:`disclosure_nlp.matching`);
+  :mod:`disclosure_nlp.analysis.matching`);
 * deepening over turns: the pooled within-conversation slope of turn depth on turn position,
   ``Σ_c Sxy_c / Σ_c Sxx_c`` (each conversation centred on itself, so long and short
   conversations with different overall depths do not fake a trend), and the mean of the
@@ -44,11 +44,11 @@ from typing import IO, Any, Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from .baselines import ConversationBaselines, Skeleton, SurrogateReservoir, conversation_baselines
-from .errors import DataError, DisclosureError
-from .layers import LAYERS
+from ..errors import DataError, DisclosureError
+from ..layers import LAYERS
 from .matching import THRESHOLDS, Coordination, SpeakerMatching, ThresholdCounts, coordination, speaker_matching, turn_matches
 from .reciprocity import LabeledMessage, Turn, analyze_conversation
-from .transcripts import ColumnMap, Message, iter_conversations, read_messages
+from ..io.transcripts import ColumnMap, Message, iter_conversations, read_messages
 
 ROUND_DIGITS = 4
 MAX_POSITION = 40
@@ -302,7 +302,7 @@ class CorpusReciprocity:
 def write_corpus_json(result: CorpusReciprocity, path: str | Path, *, force: bool = False) -> None:
     """Write ``result.to_dict()``'s document, streaming the conversations from the spool, so
     memory does not grow with the corpus; the file appears only when complete."""
-    from .outputs import open_json_object
+    from ..io.outputs import open_json_object
 
     with open_json_object(path, force=force) as out:
         for key, value in result.figures().items():
@@ -524,9 +524,9 @@ def _labeled_conversations(
     windows of about ``LABEL_WINDOW`` messages, classified in one call). Labeling here follows
     annotate's defaults: a message not in English is left unlabeled (counted in ``unlabeled``,
     out of the figures) and a message is labeled on its first ``DEFAULT_MAX_CHARS`` characters."""
-    from .pipeline.labeling import DEFAULT_MAX_CHARS
-    from .classifier import Prediction
-    from .language import detect_language
+    from ..pipeline.labeling import DEFAULT_MAX_CHARS
+    from ..model.classifier import Prediction
+    from ..model.language import detect_language
 
     for path, own in zip(paths, labeled):
         conversations = iter_conversations(read_messages(path, format=format, columns=columns))
@@ -639,7 +639,7 @@ def analyze_corpus(
     else:
         use = found
     if not all(use) and classifier is None:
-        from .classifier import DisclosureClassifier
+        from ..model.classifier import DisclosureClassifier
 
         classifier = DisclosureClassifier.load(model, backend=backend)
     labels = "given" if all(use) else ("model" if not any(use) else "given and model")

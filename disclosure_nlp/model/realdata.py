@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from .errors import DataError
-from .layers import LAYERS
+from ..errors import DataError
+from ..layers import LAYERS
 
 CLAFF_COLUMNS = ("sentenceid", "id", "full_text", "Information_disclosure", "Emotional_disclosure")
 """Columns of ``labeled_training_set.csv`` the project reads; the ``SharedTask_*`` columns of
@@ -179,7 +179,7 @@ def join_labels(labels: Iterable[RealLabel], claff_csv: str | Path, labels_path:
 
 def default_labels_path() -> Path:
     """The labels file shipped with the project (ids and labels only, no text)."""
-    return Path(__file__).resolve().parent.parent / "data" / "real" / "claff_labels.jsonl"
+    return Path(__file__).resolve().parents[2] / "data" / "real" / "claff_labels.jsonl"
 
 
 def load_real(claff_csv: str | Path, split: str | None = None, labels_path: str | Path | None = None) -> list[RealExample]:

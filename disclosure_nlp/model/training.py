@@ -23,11 +23,11 @@ from pathlib import Path
 from typing import Callable
 
 from .data import Columns, Source, load_labeled, training_sources
-from .errors import DisclosureError
-from .layers import ID2LABEL, LABEL2ID, LAYERS
+from ..errors import DisclosureError
+from ..layers import ID2LABEL, LABEL2ID, LAYERS
 from .metrics import EvaluationReport, compute_report
 from .modelstore import DEFAULT_BASE_PACKAGE, base_model_path, enforce_offline
-from .outputs import AlreadyExists
+from ..io.outputs import AlreadyExists
 
 
 @dataclass
@@ -148,7 +148,7 @@ def _predict_ids(model, encoded, pad_id, device, batch_size=64):
 
 
 def _report(model, encoded, gold, pad_id, device) -> EvaluationReport:
-    from .layers import expected_depth
+    from ..layers import expected_depth
 
     probs = _predict_ids(model, encoded, pad_id, device)
     return compute_report(gold, probs.argmax(axis=1).tolist(), [expected_depth(p) for p in probs])
@@ -186,7 +186,7 @@ def train(
 
     Either may be a ``datasets`` ``DatasetDict`` saved with ``save_to_disk``: ``train_split``
     defaults to ``train`` and ``dev_split`` to ``validation`` or ``dev``, and ``dev_path=None``
-    takes the dev split from ``train_path`` (see :func:`~disclosure_nlp.data.training_sources`).
+    takes the dev split from ``train_path`` (see :func:`~disclosure_nlp.model.data.training_sources`).
     ``real_csv`` is the public CL-Aff OffMyChest CSV: the project's own labels of its sentences
     (``data/real/claff_labels.jsonl``, or ``real_labels``) are joined with it, real-train joins
     the training data (``config.real_weight`` times), and the best epoch is the one with the

@@ -46,7 +46,7 @@ from glob import escape as glob_escape
 from pathlib import Path
 from typing import IO, Any, Iterable, Mapping, Sequence
 
-from .errors import DisclosureError
+from ..errors import DisclosureError
 
 __all__ = [
     "OUTPUT_FORMATS",

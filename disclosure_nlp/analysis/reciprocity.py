@@ -91,7 +91,7 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Union
 
-from .layers import LAYERS, layer_id, layer_name
+from ..layers import LAYERS, layer_id, layer_name
 
 MAX_DEPTH: float = float(len(LAYERS) - 1)
 ROUND_DIGITS: int = 4

@@ -148,7 +148,7 @@ def reliability_diagram(report: CalibrationReport, path: str | Path, title: str 
 
     import matplotlib
 
-    from .outputs import write_bytes_atomic
+    from ..io.outputs import write_bytes_atomic
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

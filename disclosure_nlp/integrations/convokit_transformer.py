@@ -6,7 +6,7 @@ metadata. :class:`DisclosureTransformer` follows that API (``fit``/``transform``
 ``fit_transform``/``summarize``) so disclosure depth becomes one more pipeline step::
 
     from convokit import Corpus
-    from disclosure_nlp.convokit_transformer import DisclosureTransformer
+    from disclosure_nlp.integrations.convokit_transformer import DisclosureTransformer
 
     corpus = Corpus(filename="path/to/corpus")
     DisclosureTransformer().fit_transform(corpus)
@@ -30,9 +30,9 @@ import json
 import os
 from typing import Any
 
-from .annotate import DEFAULT_WINDOW, label_conversation
-from .layers import LAYERS
-from .transcripts import Message
+from ..annotate import DEFAULT_WINDOW, label_conversation
+from ..layers import LAYERS
+from ..io.transcripts import Message
 
 __all__ = ["DisclosureTransformer"]
 
@@ -80,7 +80,7 @@ class DisclosureTransformer:
 
     ``backend`` is that of ``disclosure annotate`` (default ``auto``), so a corpus labeled here
     holds the same values as the CLI's file for the same messages; pass ``classifier`` instead to
-    reuse a loaded :class:`~disclosure_nlp.classifier.DisclosureClassifier`.
+    reuse a loaded :class:`~disclosure_nlp.model.classifier.DisclosureClassifier`.
 
     An utterance with no text (ConvoKit corpora keep deleted posts as empty utterances) gets
     ``None`` in every field and is left out of its conversation's analysis, as the CLI's
@@ -124,7 +124,7 @@ class DisclosureTransformer:
     def fit(self, corpus=None, y=None, **kwargs) -> "DisclosureTransformer":
         """Load the model (nothing is learned from the corpus: the classifier is pre-trained)."""
         if self.classifier is None:
-            from .classifier import DisclosureClassifier
+            from ..model.classifier import DisclosureClassifier
 
             self.classifier = DisclosureClassifier.load(self.model, backend=self.backend)
         return self

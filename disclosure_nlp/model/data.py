@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from .errors import DataError, excerpt
-from .layers import LAYERS, layer_id
+from ..errors import DataError, excerpt
+from ..layers import LAYERS, layer_id
 
 TEXT_COL = "text"
 LABEL_COL = "layer"

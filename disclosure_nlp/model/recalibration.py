@@ -1,6 +1,6 @@
 """Refit the calibration of a trained model on real held-out sentences, without retraining.
 
-Training fits a calibration at its end (:func:`disclosure_nlp.training.calibrate_model`); this
+Training fits a calibration at its end (:func:`disclosure_nlp.model.training.calibrate_model`); this
 does the same on a model that already exists: when more real sentences have been labeled since
 it was trained, or to switch a temperature-calibrated model to vector scaling. Training takes
 an hour on a laptop; this takes a minute, and its result is the same kind of directory (the new
@@ -19,10 +19,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import DisclosureError
-from .layers import LABEL2ID
+from ..errors import DisclosureError
+from ..layers import LABEL2ID
 from .modelstore import COMPACT_SPEC, enforce_offline, is_compact, read_json_file, resolve_model_dir
-from .outputs import AlreadyExists
+from ..io.outputs import AlreadyExists
 
 __all__ = ["RecalibrationResult", "recalibrate"]
 
@@ -146,7 +146,7 @@ def _shipped_folder() -> Path:
 
 def _report(logits, gold) -> dict:
     from .calibration import softmax
-    from .layers import expected_depth
+    from ..layers import expected_depth
     from .metrics import compute_report
 
     probs = softmax(logits)

@@ -136,7 +136,7 @@ class ScreenedPrediction:
 
     language: str
     prediction: Any
-    """The :class:`~disclosure_nlp.classifier.Prediction`, or ``None`` when not labeled."""
+    """The :class:`~disclosure_nlp.model.classifier.Prediction`, or ``None`` when not labeled."""
     rejected: bool = False
 
 

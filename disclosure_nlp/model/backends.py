@@ -56,7 +56,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .errors import DisclosureError, ModelError
+from ..errors import DisclosureError, ModelError
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np

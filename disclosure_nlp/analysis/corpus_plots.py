@@ -7,7 +7,7 @@ conversation depth changes. Two plots show both: each conversation's observed re
 against its surrogate baseline (points above the diagonal reciprocate more than chance
 partners would), and mean turn depth by turn position with the number of turns at each
 position. Written with matplotlib's Agg backend (no display needed) and atomically through
-:func:`~disclosure_nlp.outputs.write_bytes_atomic`, refusing to overwrite without ``force``.
+:func:`~disclosure_nlp.io.outputs.write_bytes_atomic`, refusing to overwrite without ``force``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .corpus import CorpusReciprocity
-from .outputs import write_bytes_atomic
+from ..io.outputs import write_bytes_atomic
 
 PLOT_NAMES: dict[str, str] = {
     "index_vs_surrogate": "reciprocity_vs_surrogate.png",

