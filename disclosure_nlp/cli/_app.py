@@ -7,7 +7,6 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..errors import DisclosureError
 
 app = typer.Typer(
     name="disclosure",
