@@ -41,23 +41,14 @@ def export(
 def _export_full(model_dir: Optional[Path], out: Path) -> None:
     """Copy the full form of a model directory (rebuilt from a compact one if need be) to ``out``."""
     import shutil
-    import tempfile
 
+    from ..io.safe_files import replace_folder, staged_folder
     from ..model.modelstore import resolve_model_dir
 
     source = resolve_model_dir(model_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        staging.chmod(0o755)
+    with staged_folder(out, prefix=f".{out.name}.") as staging:
         for item in source.iterdir():
             if item.is_file():
                 shutil.copy2(item, staging / item.name)
-        if out.is_dir():
-            shutil.rmtree(out)
-        elif out.exists():
-            out.unlink()
-        staging.rename(out)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
+        replace_folder(staging, out)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
 from ..annotate import DEFAULT_WINDOW, label_conversation
@@ -62,6 +63,8 @@ def _reply_to(utterance) -> str | None:
     return None if target in (None, "") else str(target)
 
 
+# A dataclass: the settings are its fields, so the constructor and repr() list them once.
+@dataclass(eq=False)
 class DisclosureTransformer:
     """Label every utterance's disclosure layer and each conversation's reciprocity.
 
@@ -87,38 +90,25 @@ class DisclosureTransformer:
     ``--on-error skip`` would do.
     """
 
-    def __init__(
-        self,
-        model: str | os.PathLike[str] | None = None,
-        *,
-        classifier=None,
-        backend: str = "auto",
-        layer_attr: str = "disclosure_layer",
-        confidence_attr: str = "disclosure_confidence",
-        probabilities_attr: str = "disclosure_probabilities",
-        depth_attr: str = "disclosure_depth",
-        turn_attr: str = "disclosure_turn",
-        reciprocity_attr: str = "disclosure_reciprocity",
-        batch_size: int = 32,
-        window: int = DEFAULT_WINDOW,
-        permutations: int = 1000,
-    ) -> None:
+    model: str | os.PathLike[str] | None = None
+    _: KW_ONLY
+    classifier: Any = None
+    backend: str = "auto"
+    layer_attr: str = "disclosure_layer"
+    confidence_attr: str = "disclosure_confidence"
+    probabilities_attr: str = "disclosure_probabilities"
+    depth_attr: str = "disclosure_depth"
+    turn_attr: str = "disclosure_turn"
+    reciprocity_attr: str = "disclosure_reciprocity"
+    batch_size: int = 32
+    window: int = DEFAULT_WINDOW
+    permutations: int = 1000
+
+    def __post_init__(self) -> None:
         convokit = _convokit()
         # A registered virtual subclass: isinstance(t, convokit.Transformer) holds, while this
         # module stays importable (and cheap to import) without ConvoKit.
         convokit.Transformer.register(type(self))
-        self.model = model
-        self.classifier = classifier
-        self.backend = backend
-        self.layer_attr = layer_attr
-        self.confidence_attr = confidence_attr
-        self.probabilities_attr = probabilities_attr
-        self.depth_attr = depth_attr
-        self.turn_attr = turn_attr
-        self.reciprocity_attr = reciprocity_attr
-        self.batch_size = batch_size
-        self.window = window
-        self.permutations = permutations
 
     # ConvoKit's Transformer API ----------------------------------------------------------
     def fit(self, corpus=None, y=None, **kwargs) -> "DisclosureTransformer":

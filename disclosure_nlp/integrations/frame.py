@@ -29,6 +29,7 @@ integer id column with gaps) counts as that integer, so ``3.0`` and ``3`` are th
 from __future__ import annotations
 
 import datetime as _dt
+import inspect
 import math
 import numbers
 import os
@@ -305,23 +306,7 @@ def analyze_frame(
     return FrameAnnotation(_with_annotation(df, annotation), _figures_frame(figures))
 
 
-def annotate_frame(
-    df: "pd.DataFrame",
-    *,
-    text_col: str = "text",
-    speaker_col: str = "speaker",
-    conversation_col: str = "conversation_id",
-    id_col: str = "id",
-    reply_to_col: str = "reply_to",
-    time_col: str = "timestamp",
-    model: str | os.PathLike[str] | None = None,
-    classifier=None,
-    backend: str = "auto",
-    batch_size: int = 32,
-    permutations: int = 1000,
-    language: str = "mark",
-    max_chars: int | None = 20_000,
-) -> "pd.DataFrame":
+def annotate_frame(df: "pd.DataFrame", **options: Any) -> "pd.DataFrame":
     """``df`` with the columns of ``disclosure annotate`` added (a new frame; ``df`` is kept).
 
     Added, in this order: ``layer``, ``confidence``, ``p_none`` … ``p_core``, ``depth``,
@@ -331,12 +316,14 @@ def annotate_frame(
     order of the chat. Column names work as in the CLI: a renamed column must exist, and the
     id column may also be the index (ConvoKit's utterance frames are indexed by id). Pass
     ``classifier`` to reuse a loaded :class:`~disclosure_nlp.model.classifier.DisclosureClassifier`.
+    The keywords are :func:`analyze_frame`'s (one list, so the two cannot drift apart).
     """
-    return analyze_frame(
-        df, text_col=text_col, speaker_col=speaker_col, conversation_col=conversation_col, id_col=id_col,
-        reply_to_col=reply_to_col, time_col=time_col, model=model, classifier=classifier, backend=backend,
-        batch_size=batch_size, permutations=permutations, language=language, max_chars=max_chars,
-    ).messages
+    return analyze_frame(df, **options).messages
+
+
+# help() and IDEs show analyze_frame's keywords rather than **options.
+annotate_frame.__signature__ = inspect.signature(analyze_frame).replace(  # type: ignore[attr-defined]
+    return_annotation="pd.DataFrame")
 
 
 def annotate_group(

@@ -52,6 +52,7 @@ from ..pipeline.options import check_max_chars
 from ..records import AnnotationSummary, summary_document
 from ..errors import DataError, DisclosureError
 from ..io.outputs import AlreadyExists
+from ..io.safe_files import replace_folder
 from ..io.transcripts import ColumnMap
 
 __all__ = ["RAY_INSTALL_HINT", "RayOptions", "annotate_ray", "require_ray"]
@@ -578,11 +579,7 @@ def _run(ray, fmt, files, out_fmt, target, local_target, payload, columns, summa
                         f"them ({staging}); on a cluster, write to shared storage (an NFS mount or "
                         "s3://…) that every node and this machine reach under the same path"
                     )
-                if final.is_dir():
-                    shutil.rmtree(final)
-                elif final.exists():
-                    final.unlink()
-                staging.rename(final)
+                replace_folder(staging, final)
             finally:
                 if staging.exists():
                     shutil.rmtree(staging, ignore_errors=True)

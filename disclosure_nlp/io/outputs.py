@@ -185,7 +185,7 @@ class _ResumableMixin:
         temp = self._partial
         try:
             fd = os.open(temp, os.O_RDWR | os.O_CREAT | NOFOLLOW | getattr(os, "O_BINARY", 0), PARTIAL_MODE)
-        except OSError as err:
+        except OSError:
             if temp.is_symlink():  # ELOOP: a symlink planted at the partial's name
                 raise OutputError("is a symbolic link, not a partial file this tool wrote; remove it "
                                   "(it was not followed)", path=temp) from None

@@ -11,8 +11,11 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 from ..errors import DisclosureError
 
@@ -216,3 +219,35 @@ def write_json_atomic(path: str | Path, obj: Any, force: bool = False) -> None:
         raise OutputError(f"cannot be written as JSON: {err}", path=target) from None
     write_text_atomic(target, data + "\n", force=force)
 
+
+
+# --------------------------------------------------------------------------------------------
+# Folders (model directories, ONNX exports, Parquet datasets) replaced whole
+
+
+@contextmanager
+def staged_folder(target: Path, *, prefix: str | None = None, mode: int | None = 0o755) -> Iterator[Path]:
+    """A fresh hidden folder beside ``target`` to build a whole folder in.
+
+    Beside, so that the final :func:`replace_folder` is a rename on one file system; removed on
+    the way out unless it was moved into place, so a failed build leaves nothing that looks
+    finished. ``mode`` widens mkdtemp's 0700, which would hide a model or export meant to be shared.
+    """
+    staging = Path(tempfile.mkdtemp(prefix=prefix or f".{target.name}-", dir=target.parent))
+    try:
+        if mode is not None:
+            staging.chmod(mode)
+        yield staging
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def replace_folder(staging: Path, target: Path) -> None:
+    """Move a finished folder onto ``target``, removing what stood there first (a folder, a file,
+    or a link, which is unlinked and never followed)."""
+    if target.is_symlink() or (target.exists() and not target.is_dir()):
+        target.unlink()
+    elif target.exists():
+        shutil.rmtree(target)
+    staging.rename(target)

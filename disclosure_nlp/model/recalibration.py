@@ -14,8 +14,6 @@ Only real-dev is used to fit (never real-test), so real-test stays a fair check 
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +21,7 @@ from ..errors import DisclosureError
 from ..layers import LABEL2ID
 from .modelstore import COMPACT_SPEC, enforce_offline, is_compact, read_json_file, resolve_model_dir
 from ..io.outputs import AlreadyExists
+from ..io.safe_files import replace_folder, staged_folder
 
 __all__ = ["RecalibrationResult", "recalibrate"]
 
@@ -158,8 +157,7 @@ def _write(model, tokenizer, training: dict, metrics: dict, target: Path, *, com
     from .modelstore import pack_compact
     from .training import write_records
 
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
+    with staged_folder(target, mode=None) as staging:
         full_dir = staging / "full"
         model.save_pretrained(full_dir, safe_serialization=True)
         tokenizer.save_pretrained(full_dir)
@@ -167,9 +165,4 @@ def _write(model, tokenizer, training: dict, metrics: dict, target: Path, *, com
         if compact:  # packs beside the target and renames into place itself
             pack_compact(full_dir, target, **({"base": base} if base else {}))
         else:
-            if target.exists():
-                shutil.rmtree(target)
-            full_dir.rename(target)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
+            replace_folder(full_dir, target)

@@ -15,7 +15,6 @@ import json
 import os
 import platform
 import random
-import shutil
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -28,6 +27,7 @@ from ..layers import ID2LABEL, LABEL2ID, LAYERS
 from .metrics import EvaluationReport, compute_report
 from .modelstore import DEFAULT_BASE_PACKAGE, base_model_path, enforce_offline
 from ..io.outputs import AlreadyExists
+from ..io.safe_files import replace_folder, staged_folder
 
 
 @dataclass
@@ -380,56 +380,53 @@ def write_records(directory: Path, name: str, training: dict, metrics: dict) -> 
     (directory / "README.md").write_text(render_model_card(name, training, metrics))
 
 
-def _write_model_dir(model, tokenizer, result: TrainResult, train_source: Source, dev_source: Source, train_set, *, force: bool) -> None:
+def _training_record(result: TrainResult, train_source: Source, dev_source: Source, train_set) -> dict:
+    """training.json: enough to reproduce the run and to judge what the model has seen."""
     import torch
     import transformers
 
+    registers: dict[str, int] = {}
+    for name in train_set["register"]:
+        registers[name or "(none)"] = registers.get(name or "(none)", 0) + 1
+    if result.real:
+        registers["claff_offmychest (real, CC BY 4.0)"] = result.real["train"] * result.real["weight"]
+    layer_counts = {LAYERS[i]: 0 for i in range(len(LAYERS))}
+    for label in result.train_labels:
+        layer_counts[LAYERS[label]] += 1
+    return {
+        "config": asdict(result.config),
+        "train": {"path": str(train_source.path), "split": train_source.split, "sha256": _sha256(train_source.path),
+                  "rows": result.train_size, "layers": layer_counts, "registers": registers},
+        "dev": {"path": str(dev_source.path), "split": dev_source.split, "sha256": _sha256(dev_source.path),
+                "rows": result.dev_size},
+        "real": result.real,
+        "calibration": result.calibration,
+        "best_epoch": result.best_epoch,
+        "history": [asdict(h) for h in result.history],
+        "seconds": round(result.seconds, 1),
+        "environment": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+            "device": str(result.config.device or ("cuda" if torch.cuda.is_available() else "cpu")),
+        },
+    }
 
+
+def _write_model_dir(model, tokenizer, result: TrainResult, train_source: Source, dev_source: Source, train_set, *, force: bool) -> None:
     target = result.output_dir
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
+    with staged_folder(target, mode=None) as staging:
         model.to("cpu")
         model.save_pretrained(staging, safe_serialization=True)
         tokenizer.save_pretrained(staging)
-        registers: dict[str, int] = {}
-        for name in train_set["register"]:
-            registers[name or "(none)"] = registers.get(name or "(none)", 0) + 1
-        if result.real:
-            registers["claff_offmychest (real, CC BY 4.0)"] = result.real["train"] * result.real["weight"]
-        layer_counts = {LAYERS[i]: 0 for i in range(len(LAYERS))}
-        for label in result.train_labels:
-            layer_counts[LAYERS[label]] += 1
-        training = {
-            "config": asdict(result.config),
-            "train": {"path": str(train_source.path), "split": train_source.split, "sha256": _sha256(train_source.path),
-                      "rows": result.train_size, "layers": layer_counts, "registers": registers},
-            "dev": {"path": str(dev_source.path), "split": dev_source.split, "sha256": _sha256(dev_source.path),
-                    "rows": result.dev_size},
-            "real": result.real,
-            "calibration": result.calibration,
-            "best_epoch": result.best_epoch,
-            "history": [asdict(h) for h in result.history],
-            "seconds": round(result.seconds, 1),
-            "environment": {
-                "python": platform.python_version(),
-                "torch": torch.__version__,
-                "transformers": transformers.__version__,
-                "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-                "device": str(result.config.device or ("cuda" if torch.cuda.is_available() else "cpu")),
-            },
-        }
         metrics = {"dev": result.dev_report.to_dict()}
         if result.real_dev_report is not None:
             metrics["real_dev"] = result.real_dev_report.to_dict()
         if result.calibration is not None:
             metrics["calibration"] = result.calibration
-        write_records(staging, target.name, training, metrics)
-        if target.exists():
-            if not force and any(target.iterdir()):
-                raise DisclosureError(f"{target} appeared during training; not replacing it")
-            shutil.rmtree(target)
-        staging.rename(target)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
+        write_records(staging, target.name, _training_record(result, train_source, dev_source, train_set), metrics)
+        if target.exists() and not force and any(target.iterdir()):
+            raise DisclosureError(f"{target} appeared during training; not replacing it")
+        replace_folder(staging, target)
