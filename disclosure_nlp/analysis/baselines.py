@@ -52,15 +52,11 @@ from typing import Any, Sequence
 import numpy as np
 
 from .reciprocity import Turn
+from .rounding import ROUND_DIGITS, rounded as _rounded  # noqa: F401  (ROUND_DIGITS stays importable from here)
 
 TOLERANCE: float = 1e-12
-ROUND_DIGITS: int = 4
 MAX_SEQUENCE: int = 500
 """Turns kept per donor sequence in the reservoir: bounds the reservoir's memory."""
-
-
-def _rounded(value: float | None) -> float | None:
-    return None if value is None else round(value, ROUND_DIGITS)
 
 
 # --------------------------------------------------------------------------- statistics

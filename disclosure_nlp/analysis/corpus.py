@@ -49,8 +49,8 @@ from ..layers import LAYERS
 from .matching import THRESHOLDS, Coordination, SpeakerMatching, ThresholdCounts, coordination, speaker_matching, turn_matches
 from .reciprocity import LabeledMessage, Turn, analyze_conversation
 from ..io.transcripts import ColumnMap, Message, iter_conversations, read_messages
+from .rounding import ROUND_DIGITS, fields_dict, rounded as _rounded  # noqa: F401  (ROUND_DIGITS stays importable from here)
 
-ROUND_DIGITS = 4
 MAX_POSITION = 40
 """Turn positions shown in depth-by-position (later turns are pooled into the last bin)."""
 MAX_NAME_PAIRS = 50
@@ -63,10 +63,6 @@ UNKNOWN_SPEAKER = "(unknown)"
 BOOTSTRAP_BLOCK_VALUES = 250_000
 """Resampled values drawn per bootstrap block (about 2 MB of indices): memory does not grow
 with the number of conversations."""
-
-
-def _rounded(value: float | None) -> float | None:
-    return None if value is None else round(float(value), ROUND_DIGITS)
 
 
 # --------------------------------------------------------------------------- per conversation
@@ -113,15 +109,10 @@ class ConversationSummary:
     reasons: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        figures = ("reciprocity_index", "lag1_correlation", "trajectory_slope")
         return {
-            "conversation_id": self.conversation_id,
-            "n_messages": self.n_messages,
-            "n_turns": self.n_turns,
-            "n_exchanges": self.n_exchanges,
-            "n_speakers": self.n_speakers,
-            "reciprocity_index": _rounded(self.reciprocity_index),
-            "lag1_correlation": _rounded(self.lag1_correlation),
-            "trajectory_slope": _rounded(self.trajectory_slope),
+            **fields_dict(self, ("conversation_id", "n_messages", "n_turns", "n_exchanges", "n_speakers", *figures),
+                          rounded_names=figures),
             "baselines": self.baselines.to_dict(),
             "rlsm": {name: m.to_dict() for name, m in self.rlsm.items()},
             "coordination": self.coordination.to_dict()["pairs"],

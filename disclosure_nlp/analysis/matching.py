@@ -68,21 +68,17 @@ from typing import Any, Iterable
 
 from ..layers import LAYERS, layer_id
 from .reciprocity import Turn
+from .rounding import ROUND_DIGITS, rounded as _rounded  # noqa: F401  (ROUND_DIGITS stays importable from here)
 
 EPSILON: float = 1e-4
 """Ireland & Pennebaker's ε: keeps the ratio defined, and makes 0 vs 0 a perfect match."""
 THRESHOLDS: tuple[int, ...] = tuple(range(1, len(LAYERS)))
 """Layers whose reaching is a coordination marker: surface (1), intermediate (2), core (3)."""
-ROUND_DIGITS: int = 4
 
 
 def rlsm(prompt_depth: float, answer_depth: float) -> float:
     """Turn-level matching of one exchange, in [0, 1] (1 also when both depths are 0)."""
     return 1.0 - abs(prompt_depth - answer_depth) / (prompt_depth + answer_depth + EPSILON)
-
-
-def _rounded(value: float | None) -> float | None:
-    return None if value is None else round(value, ROUND_DIGITS)
 
 
 def _mean(values: list[float]) -> float | None:

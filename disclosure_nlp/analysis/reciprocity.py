@@ -92,9 +92,9 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Union
 
 from ..layers import LAYERS, layer_id, layer_name
+from .rounding import ROUND_DIGITS, fields_dict, rounded as _rounded  # noqa: F401  (ROUND_DIGITS stays importable from here)
 
 MAX_DEPTH: float = float(len(LAYERS) - 1)
-ROUND_DIGITS: int = 4
 _TOLERANCE: float = 1e-12
 
 MATCHED, ESCALATED, DECLINED, NO_MATCH = "matched", "escalated", "declined", "none"
@@ -258,25 +258,14 @@ class ConversationReciprocity:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form; floats rounded so outputs diff cleanly across runs and machines."""
+        figures = ("reciprocity_index", "lag1_correlation", "lag1_p_value", "trajectory_slope", "asymmetry")
         return {
-            "conversation_id": self.conversation_id,
-            "n_messages": self.n_messages,
-            "n_turns": self.n_turns,
-            "n_speakers": self.n_speakers,
-            "reciprocity_index": _rounded(self.reciprocity_index),
-            "lag1_correlation": _rounded(self.lag1_correlation),
-            "lag1_p_value": _rounded(self.lag1_p_value),
-            "trajectory_slope": _rounded(self.trajectory_slope),
-            "asymmetry": _rounded(self.asymmetry),
-            "most_disclosing": self.most_disclosing,
+            **fields_dict(self, ("conversation_id", "n_messages", "n_turns", "n_speakers", *figures, "most_disclosing"),
+                          rounded_names=figures),
             "speakers": {name: figures.to_dict() for name, figures in self.speakers.items()},
             "turns": [turn.to_dict() for turn in self.turns],
             "reasons": dict(self.reasons),
         }
-
-
-def _rounded(value: float | None) -> float | None:
-    return None if value is None else round(value, ROUND_DIGITS)
 
 
 # --------------------------------------------------------------------------- turns
