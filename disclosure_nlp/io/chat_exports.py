@@ -190,9 +190,16 @@ def read_export(source: _Source) -> Iterator[Message | _BadRecord] | None:
             raise DataError(f"is not a {_NAMES[source.fmt]} export: expected {_SHAPES[source.fmt]}", path=source.path)
     if kind == "telegram":
         return _iter_telegram(document, source)
-    if kind == "discord":
-        return _iter_discord(document, source)
-    return _iter_messenger(document, source)
+    return _fault_reported(_iter_discord(document, source) if kind == "discord" else _iter_messenger(document, source))
+
+
+def _fault_reported(records: Iterator[Message | _BadRecord]) -> Iterator[Message | _BadRecord]:
+    """A fault of the whole file (such as a conversation id that is not an identifier) reported
+    as a record, like a bad message's, rather than raised out of the reader."""
+    try:
+        yield from records
+    except _BadRecord as bad:
+        yield bad
 
 
 # --------------------------------------------------------------------------------------------
@@ -226,6 +233,20 @@ def _text(value: Any, where: str, holds: str | None = None) -> str:
 
 def _ident(value: Any, where: str) -> str | None:
     return _identifier(value, where, None)  # type: ignore[arg-type]
+
+
+def _idents(holder: dict[str, Any], where: str, *keys: str) -> list[str | None]:
+    """The identifiers under ``keys`` (each ``None`` when absent), every fault named by its path."""
+    return [_ident(holder.get(key), f"{where}.{key}") for key in keys]
+
+
+def _first_ident(holder: dict[str, Any], *keys: str, prefix: str = "") -> str | None:
+    """The first of ``keys`` that holds an identifier (a chat's id before its name)."""
+    for key in keys:
+        found = _ident(holder.get(key), f"{prefix}{key}")
+        if found:
+            return found
+    return None
 
 
 def _checked(message: Message, where: str) -> Message:
@@ -289,7 +310,7 @@ def _iter_telegram(document: dict[str, Any], source: _Source) -> Iterator[Messag
             yield _BadRecord(f"expected a chat's list of messages, got {_type_name(got)}", None, field)
             continue
         try:
-            conversation = _ident(chat.get("id"), f"{prefix}id") or _ident(chat.get("name"), f"{prefix}name")
+            conversation = _first_ident(chat, "id", "name", prefix=prefix)
         except _BadRecord as bad:
             yield bad
             continue
@@ -313,10 +334,7 @@ def _telegram_message(
     holds = next((what for key, what in _TELEGRAM_MEDIA.items() if record.get(key)), None)
     text = _text(_telegram_text(record.get("text"), f"{where}.text"), f"{where}.text", holds)
     message_id = _ident(record.get("id"), f"{where}.id") or f"{source.stem}:{line}"
-    speaker = _ident(record.get("from"), f"{where}.from")
-    from_id = _ident(record.get("from_id"), f"{where}.from_id")
-    reply_to = _ident(record.get("reply_to_message_id"), f"{where}.reply_to_message_id")
-    timestamp = _ident(record.get("date"), f"{where}.date")
+    speaker, from_id, reply_to, timestamp = _idents(record, where, "from", "from_id", "reply_to_message_id", "date")
     ids.check(message_id, f"{where}.id", text)
     fields = {
         "conversation_id": conversation,
@@ -368,11 +386,7 @@ def _chat_messages(
 
 def _iter_discord(document: dict[str, Any], source: _Source) -> Iterator[Message | _BadRecord]:
     channel = document["channel"]
-    try:
-        conversation = _ident(channel.get("id"), "channel.id") or _ident(channel.get("name"), "channel.name")
-    except _BadRecord as bad:
-        yield bad
-        return
+    conversation = _first_ident(channel, "id", "name", prefix="channel.")
     yield from _chat_messages(document, "", "content", _discord_message, conversation or source.stem, source,
                               name_from=channel)
 
@@ -398,8 +412,7 @@ def _discord_message(
     discriminator = _ident(author.get("discriminator"), f"{where}.author.discriminator")
     if speaker is not None and discriminator not in (None, "0", "0000"):
         speaker = f"{speaker}#{discriminator}"
-    nickname = _ident(author.get("nickname"), f"{where}.author.nickname")
-    author_id = _ident(author.get("id"), f"{where}.author.id")
+    nickname, author_id = _idents(author, f"{where}.author", "nickname", "id")
     reference = record.get("reference")
     if reference is not None and not isinstance(reference, dict):
         raise _BadRecord(f"expected an object, got {_type_name(reference)}", None, f"{where}.reference")
@@ -440,11 +453,7 @@ def fix_mojibake(text: str) -> str:
 
 def _iter_messenger(document: dict[str, Any], source: _Source) -> Iterator[Message | _BadRecord]:
     records = document["messages"]
-    try:
-        conversation = _ident(document.get("thread_path"), "thread_path") or _ident(document.get("title"), "title")
-    except _BadRecord as bad:
-        yield bad
-        return
+    conversation = _first_ident(document, "thread_path", "title")
     conversation = fix_mojibake(conversation) if conversation else source.stem
     # The download lists messages newest first; equal times keep that order reversed.
     stamps = [record.get("timestamp_ms") if isinstance(record, dict) else None for record in records]
