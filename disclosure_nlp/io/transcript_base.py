@@ -265,3 +265,41 @@ def _unwritable(value: Any) -> bool:
     if isinstance(value, list):
         return any(_unwritable(v) for v in value)
     return False
+
+
+# --------------------------------------------------------------------------------------------
+# Where a reader finds each field of a record
+
+
+# ConvoKit's alternative keys: "user" (ConvoKit < 2), "reply-to" (what dump() writes), "root".
+_CONVOKIT_ALIASES = {"speaker": ("user",), "reply_to": ("reply-to",), "conversation": ("root",)}
+
+
+@dataclass
+class _Context:
+    source: _Source
+    columns: ColumnMap
+    keys: dict[str, tuple[str, ...]]  # ColumnMap attribute -> record keys to try, in order
+    required: set[str]  # ColumnMap attributes whose key must be present in every record
+
+    @classmethod
+    def make(cls, source: _Source, columns: ColumnMap) -> _Context:
+        custom = columns.customised()
+        keys = {}
+        for attr in ("text", "id", "conversation", "speaker", "reply_to", "time"):
+            names: tuple[str, ...] = (getattr(columns, attr),)
+            if source.fmt in ("jsonl", "parquet") and attr not in custom:
+                names += _CONVOKIT_ALIASES.get(attr, ())
+            keys[attr] = names
+        required = set(custom)
+        if source.fmt == "jsonl":
+            # A single record may lack a reply target (first message) or a time.
+            required -= {"reply_to", "time"}
+        return cls(source, columns, keys, required)
+
+
+def _lookup(record: dict[str, Any], names: tuple[str, ...]) -> tuple[str, Any]:
+    for name in names:
+        if name in record:
+            return name, record[name]
+    return names[0], _MISSING

@@ -44,19 +44,16 @@ from __future__ import annotations
 import codecs
 import csv
 import gzip
-import json
 import math
-import re
 import zlib
 from array import array
 from contextlib import ExitStack
-from dataclasses import dataclass, field, replace as _replace
-from datetime import date as _date, datetime, time as _time, timezone
+from dataclasses import replace as _replace
+from datetime import date as _date, time as _time
 from pathlib import Path
 from typing import IO, Any, Callable, Iterable, Iterator
 
 from ..errors import DataError, excerpt
-from .outputs import OWN_CSV_COLUMNS, csv_unguard
 from .transcript_base import (  # noqa: F401 (re-exported: readers and callers import them from here)
     _MISSING,
     _PLAIN_SPEAKER,
@@ -67,8 +64,10 @@ from .transcript_base import (  # noqa: F401 (re-exported: readers and callers i
     Message,
     Reject,
     _BadRecord,
+    _Context,
     _identifier,
     _Lines,
+    _lookup,
     _open_raw,
     _open_stream as _open_with,
     _Source,
@@ -78,6 +77,9 @@ from .transcript_base import (  # noqa: F401 (re-exported: readers and callers i
     blank_text,
     printable_path,
 )
+from .record_readers import _build, _iter_delimited, _iter_jsonl
+from .text_logs import _iter_text
+from .timestamps import parse_timestamp  # noqa: F401 (re-exported: a public name of this module)
 
 __all__ = [
     "ColumnMap",
@@ -260,165 +262,6 @@ def _sniffed(path: Path, fmt: str, stem: str) -> _Source:
 
 
 
-# ConvoKit's alternative keys: "user" (ConvoKit < 2), "reply-to" (what dump() writes), "root".
-_CONVOKIT_ALIASES = {"speaker": ("user",), "reply_to": ("reply-to",), "conversation": ("root",)}
-
-
-@dataclass
-class _Context:
-    source: _Source
-    columns: ColumnMap
-    keys: dict[str, tuple[str, ...]]  # ColumnMap attribute -> record keys to try, in order
-    required: set[str]  # ColumnMap attributes whose key must be present in every record
-
-    @classmethod
-    def make(cls, source: _Source, columns: ColumnMap) -> _Context:
-        custom = columns.customised()
-        keys = {}
-        for attr in ("text", "id", "conversation", "speaker", "reply_to", "time"):
-            names: tuple[str, ...] = (getattr(columns, attr),)
-            if source.fmt in ("jsonl", "parquet") and attr not in custom:
-                names += _CONVOKIT_ALIASES.get(attr, ())
-            keys[attr] = names
-        required = set(custom)
-        if source.fmt == "jsonl":
-            # A single record may lack a reply target (first message) or a time.
-            required -= {"reply_to", "time"}
-        return cls(source, columns, keys, required)
-
-
-def _lookup(record: dict[str, Any], names: tuple[str, ...]) -> tuple[str, Any]:
-    for name in names:
-        if name in record:
-            return name, record[name]
-    return names[0], _MISSING
-
-
-
-def _build(record: dict[str, Any], line: int, ctx: _Context, raw: str) -> Message:
-    name, text = _lookup(record, ctx.keys["text"])
-    if text is _MISSING:
-        raise _BadRecord("missing text", line, name, raw)
-    if not isinstance(text, str):
-        raise _BadRecord(f"expected text, got {_type_name(text)}", line, name, raw)
-    if blank_text(text):
-        raise _BadRecord("empty text", line, name, raw)
-
-    def part(attr: str) -> str | None:
-        used, value = _lookup(record, ctx.keys[attr])
-        if value is _MISSING and attr in ctx.required:
-            raise _BadRecord("missing field", line, used, raw)
-        try:
-            return _identifier(value, used, line)
-        except _BadRecord as bad:
-            bad.raw = raw
-            raise
-
-    message_id = part("id") or f"{ctx.source.stem}:{line}"
-    conversation = part("conversation") or ctx.source.stem
-    speaker = part("speaker")
-    reply_to = part("reply_to")
-    timestamp = part("time")
-    return Message(
-        id=message_id,
-        conversation_id=conversation,
-        speaker=speaker,
-        text=text,
-        reply_to=reply_to,
-        timestamp=timestamp,
-        fields=record,
-        source=str(ctx.source.path),
-        line=line,
-    )
-
-
-def _iter_jsonl(lines: _Lines, ctx: _Context) -> Iterator[Message | _BadRecord]:
-    first = True
-    for number, text in lines:
-        body = text.strip()
-        if not body:
-            continue
-        is_first, first = first, False
-        try:
-            _utf8_problem(lines, number, number, body)
-            try:
-                record = json.loads(body)
-            except json.JSONDecodeError as err:
-                if is_first and (body in ("[", "{") or body.startswith("[")):
-                    _not_json_lines(ctx.source.path, number)
-                if err.pos >= len(body) or err.msg.startswith("Unterminated string"):
-                    raise _BadRecord(
-                        "not valid JSON: the record ends early (cut-off line?)", number, raw=body
-                    ) from None
-                raise _BadRecord(
-                    f"not valid JSON ({err.msg} at column {err.colno})", number, raw=body
-                ) from None
-            except ValueError as err:  # an integer of over 4,300 digits
-                raise _BadRecord(f"not readable JSON ({str(err).split(';')[0][:100]})", number, raw=body) from None
-            if is_first and isinstance(record, list) and record and all(
-                isinstance(item, dict) for item in record
-            ):
-                _not_json_lines(ctx.source.path, number)
-            if not isinstance(record, dict):
-                raise _BadRecord(f"expected a JSON object, got {_type_name(record)}", number, raw=body)
-            yield _build(record, number, ctx, body)
-        except _BadRecord as bad:
-            yield bad
-
-
-def _not_json_lines(path: Path, line: int) -> None:
-    raise DataError(
-        "looks like a JSON array or pretty-printed JSON; expected JSON Lines (one object per "
-        "line), e.g. convert with: jq -c '.[]'",
-        path=path,
-        line=line,
-    )
-
-
-def _iter_delimited(lines: _Lines, ctx: _Context, delimiter: str) -> Iterator[Message | _BadRecord]:
-    path = ctx.source.path
-    reader = csv.reader((text for _, text in lines), delimiter=delimiter, strict=True)
-    header: list[str] | None = None
-    own = False
-    header_line = 1
-    end = 0
-    while True:
-        start = end + 1
-        try:
-            row = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as err:
-            end = reader.line_num
-            if header is None:
-                raise DataError(f"the header row is not valid CSV ({err})", path=path, line=start) from None
-            yield _BadRecord(_csv_reason(err, start), start)
-            continue
-        end = reader.line_num
-        if own:  # the quote csv_safe put before =, +, -, @ in a file this tool wrote
-            row = [csv_unguard(cell) for cell in row]
-        raw = delimiter.join(row)
-        if header is None:
-            if not row or all(not cell.strip() for cell in row):
-                continue
-            if lines.first_bad(start, end) is not None:
-                raise DataError("the header row is not valid UTF-8", path=path, line=start)
-            header, header_line = [name.strip() for name in row], start
-            _check_header(header, header_line, ctx)
-            own = OWN_CSV_COLUMNS <= set(header)
-            continue
-        if not row or all(not cell.strip() for cell in row):
-            lines.first_bad(start, end)
-            continue
-        try:
-            _utf8_problem(lines, start, end, raw)
-            if len(row) != len(header):
-                raise _BadRecord(f"has {len(row)} cells but the header has {len(header)}", start, raw=raw)
-            yield _build(dict(zip(header, row)), start, ctx, raw)
-        except _BadRecord as bad:
-            yield bad
-
-
 def _arrow_identifier(value: Any) -> Any:
     """An id-like Arrow value as :mod:`disclosure_nlp.integrations.frame` reads it from a DataFrame: a typed
     timestamp is its ISO text, a float holding an integer is that integer, NaN is absent."""
@@ -468,171 +311,6 @@ def _iter_parquet(source: _Source, ctx: _Context) -> Iterator[Message | _BadReco
                 yield message
     except (pa.ArrowException, OSError) as err:
         raise DataError(f"cannot be read as Parquet after row {row} ({err})", path=path, line=row + 1) from None
-
-
-def _csv_reason(err: csv.Error, start: int) -> str:
-    text = str(err)
-    if "field larger than field limit" in text:
-        return (
-            f"a cell is longer than {csv.field_size_limit()} characters: probably a quote "
-            f"opened in the record at line {start} that is never closed"
-        )
-    if "unexpected end of data" in text:
-        return "the file ends inside a quoted cell: a quote is never closed"
-    return f"not valid CSV ({text}); a quote inside a cell must be doubled and the cell quoted"
-
-
-def _check_header(header: list[str], line: int, ctx: _Context) -> None:
-    path = ctx.source.path
-    seen: set[str] = set()
-    for name in header:
-        if name in seen:
-            raise DataError("column appears twice in the header", path=path, line=line, field=name)
-        seen.add(name)
-    cols = ctx.columns
-    for attr in ["text", *sorted(ctx.required)]:
-        name = getattr(cols, attr)
-        if name not in seen:
-            shown = ", ".join(header[:20]) + (", …" if len(header) > 20 else "")
-            raise DataError(
-                f"column missing from the header (it has: {shown})", path=path, line=line, field=name
-            )
-
-
-# --------------------------------------------------------------------------------------------
-# Plain-text logs and WhatsApp exports
-
-
-_MARKS = "\u200e\u200f\u202a\u202b\u202c\u202d\u202e\ufeff"
-_DATE = r"\d{1,4}[./-]\d{1,2}[./-]\d{1,4}"
-_TIME = r"\d{1,2}[:.]\d{2}(?:[:.]\d{2})?(?:[ \u202f\u00a0]?[AaPp]\.?[ \u202f\u00a0]?[Mm]\.?)?"
-_STAMP = rf"{_DATE},?[ \u202f\u00a0]+{_TIME}"
-_ANDROID = re.compile(rf"(?P<ts>{_STAMP})[ \u202f\u00a0]+[-–][ \u202f\u00a0]+(?P<rest>.*)", re.S)
-# iOS always writes "date, time"; requiring the comma keeps "[2024-01-01 10:00] Ana: hi" plain.
-_IOS = re.compile(rf"\[(?P<ts>{_DATE},[ \u202f\u00a0]+{_TIME})\][ \u202f\u00a0]*(?P<rest>.*)", re.S)
-_PLAIN = re.compile(r"(?:\[(?P<ts>[^\]\n]*)\][ \t]*)?(?P<rest>.*)", re.S)
-# English WhatsApp system texts that can look like "Name: text" or sit under the group's name.
-# Matched case-sensitively against the text before the first ": " (or an iOS body marked with
-# U+200E), never against a whole message, so "Bob: I left early" stays a message.
-_SYSTEM = re.compile(
-    r"(Messages and calls are end-to-end encrypted|Messages to this (group|chat) are now"
-    r"|.+ (created group|created this group|added|removed|left|joined using this group's invite"
-    r" link|changed the subject|changed this group's icon|changed the group description"
-    r"|changed their phone number|deleted this group's icon)\b"
-    r"|Your security code with .+ changed)",
-    re.S,
-)
-
-
-@dataclass
-class _Header:
-    timestamp: str | None
-    speaker: str | None  # None: a system line, not a message
-    text: str
-
-
-def _whatsapp_header(line: str) -> _Header | None:
-    stripped = line.lstrip(_MARKS)
-    match = _ANDROID.fullmatch(stripped) or _IOS.fullmatch(stripped)
-    if match is None:
-        return None
-    rest, timestamp = match.group("rest"), match.group("ts")
-    split = rest.find(": ")
-    candidate = rest[:split] if split > 0 else ""
-    speaker = candidate.strip(_MARKS + " ")
-    if not speaker or _SYSTEM.match(candidate.lstrip(_MARKS)):
-        return _Header(timestamp, None, rest)  # "X added Y", "Messages and calls are …"
-    body = rest[split + 2 :]
-    # iOS files system texts under the group's name, marked with U+200E.
-    if body and body[0] in _MARKS and _SYSTEM.match(body.lstrip(_MARKS)):
-        return _Header(timestamp, None, body)
-    return _Header(timestamp, speaker, body.lstrip(_MARKS))
-
-
-def _plain_header(line: str) -> _Header | None:
-    match = _PLAIN.fullmatch(line.lstrip(_MARKS))
-    assert match is not None  # the pattern matches any line
-    timestamp, rest = match.group("ts"), match.group("rest")
-    found = _PLAIN_SPEAKER.fullmatch(rest)
-    if found is not None and len(found.group("speaker").split()) <= 4:
-        return _Header(timestamp, found.group("speaker").strip(), found.group("text") or "")
-    if timestamp is not None:
-        return _Header(timestamp, None, rest)  # "[12:00] * Bob joined": an event, not a message
-    return None
-
-
-@dataclass
-class _Pending:
-    line: int
-    header: _Header
-    parts: list[str] = field(default_factory=list)
-
-
-def _iter_text(lines: _Lines, ctx: _Context, whatsapp: bool | None) -> Iterator[Message | _BadRecord]:
-    """One message per header line; following non-header lines continue it.
-
-    The dialect is decided on the first non-blank line when not forced: WhatsApp exports are
-    recognised by their date-and-time prefix and then only such prefixes start messages, so a
-    line like "PS: see you" inside a WhatsApp message stays part of it.
-    """
-    pending: _Pending | None = None
-    state = "start"  # start | message | system | orphan
-    for number, text in lines:
-        body = text.rstrip("\r\n")
-        if whatsapp is None:
-            if not body.strip():
-                continue
-            whatsapp = _whatsapp_header(body) is not None
-        header = _whatsapp_header(body) if whatsapp else _plain_header(body)
-        if header is None:
-            if state == "message":
-                assert pending is not None
-                pending.parts.append(body)
-            elif state == "start" and body.strip():
-                state = "orphan"
-                lines.first_bad(number, number)
-                yield _BadRecord(
-                    "text before the first message (expected 'Speaker: message')", number, raw=body
-                )
-            continue
-        if pending is not None:
-            yield _finish_text(pending, number - 1, lines, ctx)
-            pending = None
-        if header.speaker is None:
-            state = "system"  # WhatsApp notices and log events are not messages
-            lines.first_bad(number, number)
-            continue
-        pending = _Pending(number, header, [header.text])
-        state = "message"
-    if pending is not None:
-        yield _finish_text(pending, lines.number, lines, ctx)
-
-
-def _finish_text(pending: _Pending, end: int, lines: _Lines, ctx: _Context) -> Message | _BadRecord:
-    parts = pending.parts
-    if len(parts) > 1 and not parts[0].strip():
-        parts.pop(0)  # "Alice:" alone, the message on the lines below
-    while len(parts) > 1 and not parts[-1].strip():
-        parts.pop()
-    text = "\n".join(parts)
-    header = pending.header
-    try:
-        _utf8_problem(lines, pending.line, end, text)
-        if blank_text(text):
-            raise _BadRecord("empty text", pending.line, "text", text)
-    except _BadRecord as bad:
-        return bad
-    return Message(
-        id=f"{ctx.source.stem}:{pending.line}",
-        conversation_id=ctx.source.stem,
-        speaker=header.speaker,
-        text=text,
-        reply_to=None,
-        timestamp=header.timestamp,
-        fields={"timestamp": header.timestamp, "speaker": header.speaker, "text": text},
-        source=str(ctx.source.path),
-        line=pending.line,
-    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -882,82 +560,3 @@ class _FinishedConversations:
             while self._slots[slot]:
                 slot = (slot + 1) & mask
             self._slots[slot] = entry + 1
-
-
-# --------------------------------------------------------------------------------------------
-# Timestamps
-
-_WHATSAPP_STAMP = re.compile(
-    r"(?P<a>\d{1,4})(?P<sep>[./-])(?P<b>\d{1,2})[./-](?P<c>\d{1,4}),?\s+"
-    r"(?P<h>\d{1,2})[:.](?P<mi>\d{2})(?:[:.](?P<s>\d{2}))?"
-    r"(?:\s*(?P<ampm>[AaPp])\.?\s?[Mm]\.?)?"
-)
-
-
-def parse_timestamp(value: Any, *, dayfirst: bool | None = None) -> datetime | None:
-    """Best-effort datetime for a timestamp kept as text; ``None`` when it cannot tell.
-
-    Readers keep timestamps as the strings they found because chat exports use many locale
-    formats and a wrong guess would be worse than none; this helper is for the analyses that do
-    need time. It understands ISO 8601, Unix epoch numbers (seconds, or milliseconds when
-    larger than 1e11; returned in UTC) and WhatsApp's ``12/31/23, 9:41 PM`` /
-    ``31.12.23, 21:41`` / ``31/12/2023, 21:41:05`` shapes. Day-month order comes from
-    ``dayfirst`` when given; otherwise a part above 12 decides, then the convention of the
-    shape (``.`` dates and 24-hour ``/`` dates are day-first, 12-hour ``/`` dates month-first).
-    Two-digit years are 20xx. It never raises.
-    """
-    try:
-        return _parse_timestamp(value, dayfirst)
-    except (ValueError, OverflowError, OSError, TypeError):
-        return None
-
-
-def _parse_timestamp(value: Any, dayfirst: bool | None) -> datetime | None:
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        return _from_epoch(float(value))
-    if not isinstance(value, str):
-        return None
-    text = value.strip(_MARKS + " \t\r\n").replace("\u202f", " ").replace("\u00a0", " ")
-    if not text:
-        return None
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError:
-        pass
-    if re.fullmatch(r"\d{9,}(\.\d+)?", text):  # epoch seconds since 1973, or milliseconds
-        return _from_epoch(float(text))
-    match = _WHATSAPP_STAMP.fullmatch(text)
-    if match is None:
-        return None
-    a, b, c = match.group("a", "b", "c")
-    if len(a) == 4:
-        year, month, day = int(a), int(b), int(c)
-    else:
-        year = int(c) + (2000 if len(c) <= 2 else 0)
-        first, second = int(a), int(b)
-        if dayfirst is None:
-            if first > 12:
-                dayfirst = True
-            elif second > 12:
-                dayfirst = False
-            else:
-                dayfirst = match.group("sep") != "/" or match.group("ampm") is None
-        day, month = (first, second) if dayfirst else (second, first)
-    hour, minute = int(match.group("h")), int(match.group("mi"))
-    second_ = int(match.group("s") or 0)
-    ampm = match.group("ampm")
-    if ampm is not None:
-        if not 1 <= hour <= 12:
-            return None
-        hour = hour % 12 + (12 if ampm in "Pp" else 0)
-    return datetime(year, month, day, hour, minute, second_)
-
-
-def _from_epoch(seconds: float) -> datetime | None:
-    if not math.isfinite(seconds) or seconds < 0:
-        return None
-    if seconds > 1e11:
-        seconds /= 1000.0
-    return datetime.fromtimestamp(seconds, tz=timezone.utc)
