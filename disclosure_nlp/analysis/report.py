@@ -24,6 +24,11 @@ a ranking of all conversations by reciprocity index), then one section per conve
 has messages (annotate keeps them for the first
 :data:`~disclosure_nlp.annotate.REPORT_CONVERSATION_LIMIT`): a depth timeline, the figures,
 per-speaker figures, and the transcript inside a ``<details>`` element.
+
+Why one module of ~740 lines: the report is one self-contained HTML page whose style, plots,
+sections and escaping change together (every value passes through one function, ``_e``, here).
+It reads in three parts, in order: the style and legend, the plotter, and the page sections with
+the builder that streams conversations into them.
 """
 
 from __future__ import annotations

@@ -30,6 +30,10 @@ The model directory is read on the machine that starts the run and shipped to th
 through Ray's object store, so it need not exist on the cluster's nodes; the input and
 output paths, however, are opened by the workers and must be reachable from every node
 (a shared file system or object storage such as ``s3://``).
+
+Why one module of ~610 lines: everything that imports Ray lives here and nowhere else, so the
+rest of the package never pays for Ray's import or its version quirks; the actors, the reader
+and the writer must agree on the same column names and row keys, which this file owns.
 """
 
 from __future__ import annotations
@@ -519,6 +523,37 @@ def _restored_context():
         logger.setLevel(level)
 
 
+
+def _write_rows(rows, out_fmt: str, target: str, *, local_target: bool, written: int, force: bool) -> None:
+    """A local output is written beside its target and renamed into place only when complete;
+    remote storage (``s3://``…) is written by Ray itself, refusing to replace unless ``force``."""
+    if local_target:
+        final = Path(target)
+        staging = final.with_name(f".{final.name}.{secrets.token_hex(4)}.partial")
+        try:
+            _write(rows, out_fmt, str(staging))
+            if written and not (staging.is_dir() and any(staging.iterdir())):
+                raise DisclosureError(
+                    f"the Ray workers wrote {written} rows, but not where this machine can see "
+                    f"them ({staging}); on a cluster, write to shared storage (an NFS mount or "
+                    "s3://…) that every node and this machine reach under the same path"
+                )
+            replace_folder(staging, final)
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
+    else:
+        from ray.data import SaveMode
+
+        mode = SaveMode.OVERWRITE if force else SaveMode.ERROR
+        if out_fmt == "parquet":
+            rows.write_parquet(target, mode=mode)
+        elif out_fmt == "jsonl":
+            rows.write_json(target, mode=mode, force_ascii=False, double_precision=15)
+        else:
+            rows.write_csv(target, mode=mode)
+
+
 def _run(ray, fmt, files, out_fmt, target, local_target, payload, columns, summary, batch_size, permutations,
          force, backend: str, language: str, max_chars: int | None, options: RayOptions, started: float,
          write_json_atomic) -> AnnotationSummary:
@@ -568,31 +603,7 @@ def _run(ray, fmt, files, out_fmt, target, local_target, payload, columns, summa
         rows = ds.drop_columns([FILE, UID, FIGURES, FOREIGN])
         stats = AnnotationSummary(read=written, written=written, conversations=len(figures), output=target,
                                   not_english=foreign)
-        if local_target:
-            final = Path(target)
-            staging = final.with_name(f".{final.name}.{secrets.token_hex(4)}.partial")
-            try:
-                _write(rows, out_fmt, str(staging))
-                if written and not (staging.is_dir() and any(staging.iterdir())):
-                    raise DisclosureError(
-                        f"the Ray workers wrote {written} rows, but not where this machine can see "
-                        f"them ({staging}); on a cluster, write to shared storage (an NFS mount or "
-                        "s3://…) that every node and this machine reach under the same path"
-                    )
-                replace_folder(staging, final)
-            finally:
-                if staging.exists():
-                    shutil.rmtree(staging, ignore_errors=True)
-        else:
-            from ray.data import SaveMode
-
-            mode = SaveMode.OVERWRITE if force else SaveMode.ERROR
-            if out_fmt == "parquet":
-                rows.write_parquet(target, mode=mode)
-            elif out_fmt == "jsonl":
-                rows.write_json(target, mode=mode, force_ascii=False, double_precision=15)
-            else:
-                rows.write_csv(target, mode=mode)
+        _write_rows(rows, out_fmt, target, local_target=local_target, written=written, force=force)
     except DisclosureError:
         raise
     except Exception as err:  # Ray wraps worker exceptions; surface the user-facing one

@@ -19,6 +19,10 @@ System events are not messages and are skipped, as WhatsApp's system lines are: 
 ``service`` messages, Discord join/pin/call events, Slack join/leave/topic subtypes, Messenger
 subscribe/unsubscribe/call entries. A real message without text (a photo without a caption, an
 attachment) is never dropped silently: it is a bad record ("empty text", with what it holds).
+
+Why one module of ~700 lines: five export formats (Telegram, Discord, Messenger, Slack, VTT/SRT)
+share the record checks, the id bookkeeping and the error locations at the top of this file;
+each format is a section of 60-120 lines, and a module per format would mostly re-import them.
 """
 
 from __future__ import annotations

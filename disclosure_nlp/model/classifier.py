@@ -153,39 +153,7 @@ class DisclosureClassifier:
                 log.warning("the onnx-fp32 backend could not be used for %s (%s); using torch", directory, err)
                 chosen = "torch"
 
-        from transformers import AutoTokenizer
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.set_verbosity_error()
-        hf_logging.disable_progress_bar()
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True, trust_remote_code=False)
-        except (ValueError, KeyError, OSError) as err:  # e.g. a model_type transformers does not know
-            raise ModelError(f"{directory / 'config.json'}: transformers cannot load this model "
-                             f"({str(err).splitlines()[0][:200]})") from None
-        limit = max_length or min(int(getattr(tokenizer, "model_max_length", DEFAULT_MAX_LENGTH)), DEFAULT_MAX_LENGTH)
-
-        import torch
-        from transformers import AutoModelForSequenceClassification
-
-        if device is None:
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        # On a CPU, chat messages are tens of tokens long, and at that size PyTorch's fused
-        # attention kernel (sdpa) is about three times slower than a plain matmul and softmax
-        # (2.6 ms against 0.9 ms for a batch of 32 × 28 tokens); profiled on the shipped model,
-        # attention falls from 11 % of the forward pass to 8 % with the copies it adds. Outputs
-        # agree within 1e-5. On a GPU the fused kernel is the faster one.
-        attention = "eager" if str(device).startswith("cpu") else None
-        try:
-            model = AutoModelForSequenceClassification.from_pretrained(
-                directory, local_files_only=True, trust_remote_code=False, use_safetensors=True,
-                **({"attn_implementation": attention} if attention else {}),
-            )
-        except (ValueError, KeyError, OSError, RuntimeError) as err:
-            raise ModelError(f"{directory / 'config.json'}: transformers cannot load this model "
-                             f"({str(err).splitlines()[0][:200] if str(err) else type(err).__name__})") from None
-        model.eval()
-        model.to(device)
+        model, tokenizer, limit = _torch_parts(directory, device, max_length)
         runner = load_backend(chosen, directory, model=model, threads=threads)
         return cls(model, tokenizer, directory, max_length=limit, backend=runner)
 
@@ -269,3 +237,44 @@ class DisclosureClassifier:
             if not isinstance(text, str):
                 raise TypeError(f"text {position} is {type(text).__name__}, not str")
         return [Prediction.from_probabilities(row) for row in self.predict_proba(items, batch_size=batch_size)]
+
+
+def _torch_parts(directory: Path, device: str | None, max_length: int | None):
+    """The PyTorch model (in eval mode, on ``device``), its tokenizer and the token limit; every
+    load failure becomes one ModelError that names the folder's config.json."""
+    from ..errors import ModelError
+
+    from transformers import AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True, trust_remote_code=False)
+    except (ValueError, KeyError, OSError) as err:  # e.g. a model_type transformers does not know
+        raise ModelError(f"{directory / 'config.json'}: transformers cannot load this model "
+                         f"({str(err).splitlines()[0][:200]})") from None
+    limit = max_length or min(int(getattr(tokenizer, "model_max_length", DEFAULT_MAX_LENGTH)), DEFAULT_MAX_LENGTH)
+
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    # On a CPU, chat messages are tens of tokens long, and at that size PyTorch's fused
+    # attention kernel (sdpa) is about three times slower than a plain matmul and softmax
+    # (2.6 ms against 0.9 ms for a batch of 32 × 28 tokens); profiled on the shipped model,
+    # attention falls from 11 % of the forward pass to 8 % with the copies it adds. Outputs
+    # agree within 1e-5. On a GPU the fused kernel is the faster one.
+    attention = "eager" if str(device).startswith("cpu") else None
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(
+            directory, local_files_only=True, trust_remote_code=False, use_safetensors=True,
+            **({"attn_implementation": attention} if attention else {}),
+        )
+    except (ValueError, KeyError, OSError, RuntimeError) as err:
+        raise ModelError(f"{directory / 'config.json'}: transformers cannot load this model "
+                         f"({str(err).splitlines()[0][:200] if str(err) else type(err).__name__})") from None
+    model.eval()
+    model.to(device)
+    return model, tokenizer, limit

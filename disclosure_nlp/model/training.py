@@ -167,6 +167,107 @@ def _load_real(real_csv, real_labels):
     return train, dev, labels_path
 
 
+@dataclass
+class _Encoded:
+    """Token ids and labels of every split a run uses (real-train already folded into train)."""
+
+    train_ids: list[list[int]]
+    train_labels: list[int]
+    dev_ids: list[list[int]]
+    dev_labels: list[int]
+    pad_id: int
+    real_dev_ids: list[list[int]] = field(default_factory=list)
+    real_dev_labels: list[int] = field(default_factory=list)
+
+
+def _base_model(base_dir: Path, config: TrainConfig, device: str):
+    """The base model with a fresh four-layer head, and its tokenizer, loaded from local files only."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    tokenizer = AutoTokenizer.from_pretrained(base_dir, local_files_only=True)
+    tokenizer.model_max_length = config.max_length
+    model = AutoModelForSequenceClassification.from_pretrained(
+        base_dir,
+        num_labels=len(LAYERS),
+        id2label=ID2LABEL,
+        label2id=LABEL2ID,
+        local_files_only=True,
+        use_safetensors=True,
+    )
+    if config.freeze_embeddings:
+        model.get_input_embeddings().weight.requires_grad_(False)
+    model.to(device)
+    return model, tokenizer
+
+
+def _fit(model, data: _Encoded, config: TrainConfig, device: str, progress: bool,
+         on_epoch: Callable[[EpochLog], None] | None):
+    """The epochs: train, score dev (and real-dev), keep the best state, stop after ``patience``
+    epochs without gain. Returns the history, the best epoch, its weights and its reports."""
+    import torch
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from transformers import get_linear_schedule_with_warmup
+
+    rng = random.Random(config.seed)
+    steps_per_epoch = -(-len(data.train_ids) // config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
+    loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+
+    history: list[EpochLog] = []
+    best_f1, best_epoch, best_state, best_report, stale = -1.0, 0, None, None, 0
+    best_real_report = None
+    bar = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]:.3f}"),
+        TimeRemainingColumn(),
+        disable=not progress,
+    )
+    with bar:
+        for epoch in range(1, config.epochs + 1):
+            epoch_start = time.perf_counter()
+            task = bar.add_task(f"epoch {epoch}/{config.epochs}", total=steps_per_epoch, loss=0.0)
+            model.train()
+            running = 0.0
+            for step, batch in enumerate(_batches([len(x) for x in data.train_ids], config.batch_size, rng), 1):
+                ids, mask, gold = _collate(data.train_ids, data.train_labels, batch, data.pad_id)
+                logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+                loss = loss_fn(logits, gold.to(device))
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                running += loss.item()
+                bar.update(task, advance=1, loss=running / step)
+            report = _report(model, data.dev_ids, data.dev_labels, data.pad_id, device)
+            real_report = (_report(model, data.real_dev_ids, data.real_dev_labels, data.pad_id, device)
+                           if data.real_dev_ids else None)
+            score = report.macro_f1 if real_report is None else (report.macro_f1 + real_report.macro_f1) / 2
+            log = EpochLog(epoch, running / steps_per_epoch, report.macro_f1, report.accuracy, time.perf_counter() - epoch_start,
+                           real_dev_macro_f1=None if real_report is None else real_report.macro_f1)
+            history.append(log)
+            bar.update(task, description=f"epoch {epoch}/{config.epochs} dev macro-F1 {report.macro_f1:.3f}")
+            if on_epoch:
+                on_epoch(log)
+            if score > best_f1:
+                best_f1, best_epoch, best_report, stale = score, epoch, report, 0
+                best_real_report = real_report
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            else:
+                stale += 1
+                if stale >= config.patience:
+                    break
+    return history, best_epoch, best_state, best_report, best_real_report
+
+
 def train(
     train_path: str | os.PathLike[str],
     dev_path: str | os.PathLike[str] | None,
@@ -211,113 +312,33 @@ def train(
     base_dir = base_model_path(config.base_model)
 
     import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
-    from transformers.utils import logging as hf_logging
 
     seed_everything(config.seed)
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    tokenizer = AutoTokenizer.from_pretrained(base_dir, local_files_only=True)
-    tokenizer.model_max_length = config.max_length
-    model = AutoModelForSequenceClassification.from_pretrained(
-        base_dir,
-        num_labels=len(LAYERS),
-        id2label=ID2LABEL,
-        label2id=LABEL2ID,
-        local_files_only=True,
-        use_safetensors=True,
-    )
-    if config.freeze_embeddings:
-        model.get_input_embeddings().weight.requires_grad_(False)
-    model.to(device)
+    model, tokenizer = _base_model(base_dir, config, device)
 
     def encode(texts):
         return tokenizer(list(texts), truncation=True, max_length=config.max_length)["input_ids"]
 
-    train_ids, dev_ids = encode(train_set["text"]), encode(dev_set["text"])
-    train_labels, dev_labels = list(train_set["label"]), list(dev_set["label"])
+    data = _Encoded(encode(train_set["text"]), list(train_set["label"]), encode(dev_set["text"]), list(dev_set["label"]),
+                    pad_id=tokenizer.pad_token_id or 0)
     if real_train:
         real_ids = encode([t for t, _ in real_train])
         for _ in range(config.real_weight):
-            train_ids += real_ids
-            train_labels += [y for _, y in real_train]
-    real_dev_ids = encode([t for t, _ in real_dev]) if real_dev else []
-    real_dev_labels = [y for _, y in real_dev]
-    pad_id = tokenizer.pad_token_id or 0
-    rng = random.Random(config.seed)
-    steps_per_epoch = -(-len(train_ids) // config.batch_size)
-    total_steps = steps_per_epoch * config.epochs
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay)
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
-    loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
-
-    history: list[EpochLog] = []
-    best_f1, best_epoch, best_state, best_report, stale = -1.0, 0, None, None, 0
-    best_real_report = None
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    bar = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]:.3f}"),
-        TimeRemainingColumn(),
-        disable=not progress,
-    )
-    with bar:
-        for epoch in range(1, config.epochs + 1):
-            epoch_start = time.perf_counter()
-            task = bar.add_task(f"epoch {epoch}/{config.epochs}", total=steps_per_epoch, loss=0.0)
-            model.train()
-            running = 0.0
-            for step, batch in enumerate(_batches([len(x) for x in train_ids], config.batch_size, rng), 1):
-                ids, mask, gold = _collate(train_ids, train_labels, batch, pad_id)
-                logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
-                loss = loss_fn(logits, gold.to(device))
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(trainable, 1.0)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                running += loss.item()
-                bar.update(task, advance=1, loss=running / step)
-            report = _report(model, dev_ids, dev_labels, pad_id, device)
-            real_report = _report(model, real_dev_ids, real_dev_labels, pad_id, device) if real_dev_ids else None
-            score = report.macro_f1 if real_report is None else (report.macro_f1 + real_report.macro_f1) / 2
-            log = EpochLog(epoch, running / steps_per_epoch, report.macro_f1, report.accuracy, time.perf_counter() - epoch_start,
-                           real_dev_macro_f1=None if real_report is None else real_report.macro_f1)
-            history.append(log)
-            bar.update(task, description=f"epoch {epoch}/{config.epochs} dev macro-F1 {report.macro_f1:.3f}")
-            if on_epoch:
-                on_epoch(log)
-            if score > best_f1:
-                best_f1, best_epoch, best_report, stale = score, epoch, report, 0
-                best_real_report = real_report
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            else:
-                stale += 1
-                if stale >= config.patience:
-                    break
+            data.train_ids += real_ids
+            data.train_labels += [y for _, y in real_train]
+    data.real_dev_ids = encode([t for t, _ in real_dev]) if real_dev else []
+    data.real_dev_labels = [y for _, y in real_dev]
+    history, best_epoch, best_state, best_report, best_real_report = _fit(model, data, config, device, progress, on_epoch)
     model.load_state_dict(best_state)
-    calibration = calibrate_model(model, real_dev_ids or dev_ids, real_dev_labels or dev_labels, pad_id, device,
-                                  "real-dev" if real_dev_ids else "dev", config.calibration_method) if config.calibrate else None
-    elapsed = time.perf_counter() - started
+    calibration = calibrate_model(model, data.real_dev_ids or data.dev_ids, data.real_dev_labels or data.dev_labels,
+                                  data.pad_id, device, "real-dev" if data.real_dev_ids else "dev",
+                                  config.calibration_method) if config.calibrate else None
     result = TrainResult(
-        output_dir=target,
-        config=config,
-        best_epoch=best_epoch,
-        dev_report=best_report,
-        history=history,
-        seconds=elapsed,
-        train_size=len(train_ids),
-        dev_size=len(dev_ids),
-        real_dev_report=best_real_report,
-        calibration=calibration,
-        train_labels=train_labels,
+        output_dir=target, config=config, best_epoch=best_epoch, dev_report=best_report, history=history,
+        seconds=time.perf_counter() - started, train_size=len(data.train_ids), dev_size=len(data.dev_ids),
+        real_dev_report=best_real_report, calibration=calibration, train_labels=data.train_labels,
         real={"csv": str(real_csv), "labels": str(real_labels_path), "train": len(real_train), "dev": len(real_dev),
               "weight": config.real_weight} if real_csv is not None else None,
     )
