@@ -786,9 +786,10 @@ def main(argv: list[str] | None = None) -> int:
         # The peak of the whole run: the best of every measurement, so that a busy spell cannot
         # make the model paths look closer to the machine's ceiling than they are.
         peak = max(peaks) if peaks else None
-        print("· cold starts …", file=sys.stderr, flush=True)
         cold_backends = [b for b in backends if b in BACKENDS] + [None]  # None: predict's default (auto)
-        cold = [c for c in (cold_start(args, b, args.cold_start_runs) for b in cold_backends) if c]
+        if args.cold_start_runs > 0:  # --cold-start-runs 0 skips them
+            print("· cold starts …", file=sys.stderr, flush=True)
+        cold = [c for c in (cold_start(args, b, args.cold_start_runs) for b in cold_backends) if c] if args.cold_start_runs > 0 else []
 
     raw = dict(rounds[0])
     rows = aggregate(rounds, tokens=tokens, per_token=per_token, run_peak=peak)
