@@ -57,10 +57,30 @@ def _calibration_line(calibration: dict) -> str:
     return line + "\n"
 
 
+def _training_lines(training: dict) -> str:
+    """How the model was trained, from its training.json; a folder that `disclosure train` did not
+    write (a model from elsewhere, recalibrated here) says so instead of failing."""
+    try:
+        config = training["config"]
+        registers = ", ".join(f"{k} ({v})" for k, v in sorted(training["train"]["registers"].items()))
+        return (
+            f"- Base model: `{config['base_model']}` (word embeddings {'frozen' if config['freeze_embeddings'] else 'trained'})\n"
+            f"- Training data: {_data(training['train'])}, {training['train']['rows']} messages "
+            f"(sha256 `{(training['train']['sha256'] or '')[:12]}`); layers {training['train']['layers']}\n"
+            f"- Registers: {registers}\n"
+            f"- Dev data: {_data(training['dev'])}, {training['dev']['rows']} messages\n"
+            f"- Epochs run: {len(training['history'])} of {config['epochs']}, best epoch {training['best_epoch']} by dev macro-F1; "
+            f"batch {config['batch_size']}, learning rate {config['learning_rate']}, seed {config['seed']}, "
+            f"max length {config['max_length']} tokens\n"
+            f"- Time: {training['seconds']} s on {training['environment']['machine']} ({training['environment']['device']}), "
+            f"torch {training['environment']['torch']}, transformers {training['environment']['transformers']}\n"
+        )
+    except (KeyError, TypeError, AttributeError):
+        return "- Not recorded: this folder's training.json is missing or was not written by `disclosure train`.\n"
+
+
 def render_model_card(name: str, training: dict, metrics: dict) -> str:
-    config = training["config"]
     label_rows = "\n".join(f"| {i} | `{layer}` | {DESCRIPTIONS[layer]} |" for i, layer in enumerate(LAYERS))
-    registers = ", ".join(f"{k} ({v})" for k, v in sorted(training["train"]["registers"].items()))
     sections = [
         "---\nlibrary_name: transformers\npipeline_tag: text-classification\nlanguage: en\ntags:\n- self-disclosure\n- disclosure_nlp\n---\n",
         f"# disclosure_nlp model `{name}`\n",
@@ -77,17 +97,12 @@ def render_model_card(name: str, training: dict, metrics: dict) -> str:
         "clf(\"honestly I've been so lonely since the move\")\n```\n"
         "or `disclosure predict --model PATH \"…\"`, or `DisclosureClassifier.load(PATH)` in Python.\n",
         "## Training\n",
-        f"- Base model: `{config['base_model']}` (word embeddings {'frozen' if config['freeze_embeddings'] else 'trained'})\n"
-        f"- Training data: {_data(training['train'])}, {training['train']['rows']} messages "
-        f"(sha256 `{(training['train']['sha256'] or '')[:12]}`); layers {training['train']['layers']}\n"
-        f"- Registers: {registers}\n"
-        f"- Dev data: {_data(training['dev'])}, {training['dev']['rows']} messages\n"
-        f"- Epochs run: {len(training['history'])} of {config['epochs']}, best epoch {training['best_epoch']} by dev macro-F1; "
-        f"batch {config['batch_size']}, learning rate {config['learning_rate']}, seed {config['seed']}, "
-        f"max length {config['max_length']} tokens\n"
-        f"- Time: {training['seconds']} s on {training['environment']['machine']} ({training['environment']['device']}), "
-        f"torch {training['environment']['torch']}, transformers {training['environment']['transformers']}\n",
+        _training_lines(training),
     ]
+    averaged = training.get("averaged_from")
+    if averaged:
+        sections.append("- Weights: the average of " + ", ".join(f"`{a['model']}` (weight {a['weight']:.2f})" for a in averaged)
+                        + " (`scripts/average_models.py`, a model soup); the lines above describe the first.\n")
     real = training.get("real")
     if real:
         sections.append(
@@ -101,10 +116,9 @@ def render_model_card(name: str, training: dict, metrics: dict) -> str:
     calibration = training.get("calibration")
     if calibration:
         sections.append(_calibration_line(calibration))
-    sections += [
-        "## Metrics\n",
-        "### Dev set (used for early stopping, so optimistic)\n\n" + metrics_table(metrics["dev"]) + "\n",
-    ]
+    sections.append("## Metrics\n")
+    if metrics.get("dev"):
+        sections.append("### Dev set (used for early stopping, so optimistic)\n\n" + metrics_table(metrics["dev"]) + "\n")
     if metrics.get("real_dev"):
         sections.append("### Real-dev set (CL-Aff sentences; used for early stopping and calibration, so optimistic)\n\n"
                         + metrics_table(metrics["real_dev"]) + "\n")

@@ -1,0 +1,99 @@
+"""Average the weights of fine-tuned models of one base into one model (a "model soup").
+
+Why: two runs of the same recipe on different data (here the team's text with some or with all
+of the real labels) end in different places of the same basin; the average of their weights is
+often better off their training data than either (Wortsman et al. 2022, "Model soups"), at no
+cost in size or speed, because it is still one model of the same shape.
+
+    python scripts/average_models.py models/default runs/all-real -o runs/soup [--weights 0.5,0.5]
+
+The models must share the base model and architecture (same tensor names and shapes), which
+every `disclosure train` run from the same base does. Each input may be compact (the shipped
+form) or full. The output is a full directory with the first model's config and tokenizer, the
+averaged `model.safetensors`, and a `training.json` that names its ingredients; run
+`disclosure calibrate OUT -o OUT2 --real-csv …` on it next, since each ingredient's calibration
+is folded into its classification layer and their average is calibrated for neither.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from disclosure_nlp.errors import DisclosureError  # noqa: E402
+from disclosure_nlp.io.safe_files import replace_folder, staged_folder  # noqa: E402
+from disclosure_nlp.model.modelstore import (  # noqa: E402
+    DIRECTORY_FILES,
+    FULL_WEIGHTS,
+    enforce_offline,
+    read_json_file,
+    resolve_model_dir,
+)
+
+
+def average(models: list[Path], weights: list[float], output: Path, *, force: bool = False) -> Path:
+    """Write the weighted average of ``models`` to ``output``; returns it."""
+    from safetensors.torch import load_file, save_file
+
+    if len(models) < 2 or len(models) != len(weights):
+        raise DisclosureError("give two or more models and one weight per model")
+    if output.exists() and not force:
+        raise DisclosureError(f"{output}: already exists; pass --force to replace it")
+    enforce_offline()
+    total = sum(weights)
+    folders = [resolve_model_dir(m) for m in models]
+    states = [load_file(str(f / FULL_WEIGHTS)) for f in folders]
+    names = set(states[0])
+    for model, state in zip(models[1:], states[1:]):
+        if set(state) != names or any(state[n].shape != states[0][n].shape for n in names):
+            raise DisclosureError(f"{model}: not the same architecture as {models[0]}; only runs of one base average")
+    averaged = {}
+    for name in sorted(names):
+        if states[0][name].is_floating_point():
+            mixed = sum(w / total * s[name].float() for w, s in zip(weights, states))
+            averaged[name] = mixed.to(states[0][name].dtype).contiguous()
+        else:  # integer buffers (position ids) are equal in every run of one base
+            averaged[name] = states[0][name]
+    training = read_json_file(folders[0] / "training.json") if (folders[0] / "training.json").exists() else {}
+    training = {
+        **training,
+        "averaged_from": [{"model": str(m), "weight": w / total} for m, w in zip(models, weights)],
+        "calibration": None,
+    }
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with staged_folder(output) as staging:
+        save_file(averaged, str(staging / FULL_WEIGHTS), metadata={"format": "pt"})
+        for name in DIRECTORY_FILES:
+            if name not in ("training.json", "metrics.json", "README.md") and (folders[0] / name).exists():
+                shutil.copy2(folders[0] / name, staging / name)
+        (staging / "training.json").write_text(json.dumps(training, indent=2) + "\n")
+        (staging / "metrics.json").write_text("{}\n")
+        replace_folder(staging, output)
+    return output
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("models", nargs="+", type=Path, help="Model directories (compact or full) of one base model.")
+    parser.add_argument("--output", "-o", type=Path, required=True, help="The averaged model's directory.")
+    parser.add_argument("--weights", default=None, help="Comma-separated weights, one per model (default: equal).")
+    parser.add_argument("--force", action="store_true", help="Replace --output if it exists.")
+    args = parser.parse_args(argv)
+    weights = [float(w) for w in args.weights.split(",")] if args.weights else [1.0] * len(args.models)
+    try:
+        written = average(args.models, weights, args.output, force=args.force)
+    except DisclosureError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(f"wrote {written}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""The model card of a folder `disclosure train` did not write, and averaging two models.
+
+`disclosure calibrate` writes a card for whatever folder it is given; a folder from elsewhere
+(or an averaged one) has no complete training record, and that must give a card that says so,
+not a KeyError after a minute of work. `scripts/average_models.py` must give the weighted mean
+of every weight, refuse models of different shapes, and write a folder that loads.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+from pathlib import Path
+
+import pytest
+
+from disclosure_nlp.errors import DisclosureError
+from disclosure_nlp.model.modelcard import render_model_card
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _average_models():
+    spec = importlib.util.spec_from_file_location("average_models", ROOT / "scripts" / "average_models.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+def test_a_card_without_a_training_record_says_so() -> None:
+    card = render_model_card("foreign", {}, {})
+    assert "Not recorded" in card
+    assert "Dev set" not in card
+    assert "## Labels" in card and "## Limits" in card
+
+
+def test_a_card_names_the_models_averaged() -> None:
+    card = render_model_card("soup", {"averaged_from": [{"model": "a", "weight": 0.25}, {"model": "b", "weight": 0.75}]}, {})
+    assert "`a` (weight 0.25)" in card and "`b` (weight 0.75)" in card
+
+
+def test_average_is_the_weighted_mean_and_loads(tiny_model: Path, tmp_path: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    from disclosure_nlp.model.classifier import DisclosureClassifier
+
+    shifted = tmp_path / "shifted"
+    shutil.copytree(tiny_model, shifted)
+    original = load_file(str(tiny_model / "model.safetensors"))
+    save_file({k: v + 1.0 if v.is_floating_point() else v for k, v in original.items()},
+              str(shifted / "model.safetensors"), metadata={"format": "pt"})
+
+    out = _average_models().average([tiny_model, shifted], [1.0, 3.0], tmp_path / "soup")
+    averaged = load_file(str(out / "model.safetensors"))
+    assert set(averaged) == set(original)
+    for name, tensor in original.items():
+        if tensor.is_floating_point():
+            assert (averaged[name] - (tensor + 0.75)).abs().max().item() < 1e-5, name
+        else:
+            assert averaged[name].equal(tensor)
+    probs = DisclosureClassifier.load(out, backend="torch").predict_proba(["I feel lonely since the move"])
+    assert probs.shape == (1, 4)
+
+
+def test_average_refuses_models_of_other_shapes(tiny_model: Path, tmp_path: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    other = tmp_path / "other"
+    shutil.copytree(tiny_model, other)
+    state = load_file(str(other / "model.safetensors"))
+    name = next(k for k, v in state.items() if v.ndim == 2)
+    state[name] = state[name][:, :-1].contiguous()
+    save_file(state, str(other / "model.safetensors"), metadata={"format": "pt"})
+    with pytest.raises(DisclosureError, match="not the same architecture"):
+        _average_models().average([tiny_model, other], [1.0, 1.0], tmp_path / "soup")
+    assert not (tmp_path / "soup").exists()
