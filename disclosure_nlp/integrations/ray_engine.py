@@ -52,7 +52,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..annotate import DEFAULT_MAX_CHARS
-from ..pipeline.options import check_max_chars
+from ..pipeline.options import AnnotateOptions
 from ..records import AnnotationSummary, summary_document
 from ..errors import DataError, DisclosureError
 from ..io.outputs import AlreadyExists
@@ -467,7 +467,10 @@ def annotate_ray(
     if language not in ("mark", "label"):
         raise DisclosureError(f"--language {language}: not available with --engine ray (it writes no rejects "
                               "file); use mark or label, or --engine local")
-    check_max_chars(max_chars)
+    # The options both engines take are checked by the local engine's own class, so that a value
+    # one engine refuses the other refuses too, with the same words.
+    AnnotateOptions(format=format, output_format=output_format, columns=columns, summary=summary, batch_size=batch_size,
+                    permutations=permutations, language=language, max_chars=max_chars, force=force, backend=backend)
     items = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
     fmt, files = _input_files(items, format)
     out_fmt = _output_format(str(output), output_format)
