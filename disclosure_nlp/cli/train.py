@@ -30,6 +30,7 @@ def train(
     real_csv: Annotated[Optional[Path], typer.Option("--real-csv", help="The public CL-Aff OffMyChest labeled_training_set.csv: the project's labels of its sentences (data/real/claff_labels.jsonl) are joined with it; real-train is trained on, real-dev picks the epoch and fits the calibration.")] = None,
     real_labels: Annotated[Optional[Path], typer.Option("--real-labels", help="Labels by sentence id to join with --real-csv (default: the project's data/real/claff_labels.jsonl).")] = None,
     real_weight: Annotated[int, typer.Option("--real-weight", min=1, help="Times each real training sentence is seen per epoch.")] = 2,
+    crowd_weight: Annotated[float, typer.Option("--crowd-weight", min=0.0, help="With --real-csv: loss weight of the CL-Aff crowd labels as weak supervision on the unlabeled sentences of real-train posts (0: off).")] = 0.0,
     calibrate: Annotated[bool, typer.Option("--calibrate/--no-calibrate", help="Fit a calibration on real-dev (else dev) and fold it into the model.")] = True,
     calibration: Annotated[str, typer.Option("--calibration", help="Calibration method: vector (a scale and a bias per layer) or temperature (one number; labels unchanged).")] = "vector",
     text_col: TextCol = "text",
@@ -43,7 +44,7 @@ def train(
     config = TrainConfig(
         epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, patience=patience, seed=seed,
         max_length=max_length, freeze_embeddings=not train_embeddings, real_weight=real_weight, calibrate=calibrate,
-        calibration_method=calibration,
+        calibration_method=calibration, crowd_weight=crowd_weight,
     )
     if base_model:
         config.base_model = base_model

@@ -113,6 +113,12 @@ def render_model_card(name: str, training: dict, metrics: dict) -> str:
             f"with the dev set. Only ids and labels ship with the project (`data/real/claff_labels.jsonl`); the text "
             f"is read from the public CSV.\n"
         )
+    if real and real.get("crowd_weak"):
+        sections.append(
+            f"- Weak supervision: {real['crowd_weak']} unlabeled sentences of the same Reddit posts, each with the "
+            f"distribution of layers that real-train sentences with its CL-Aff crowd labels have (loss weight "
+            f"{real['crowd_weight']}).\n"
+        )
     calibration = training.get("calibration")
     if calibration:
         sections.append(_calibration_line(calibration))

@@ -13,7 +13,7 @@ import csv
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Sequence
 
 from ..errors import DataError
 from ..layers import LAYERS
@@ -190,3 +190,44 @@ def load_real(claff_csv: str | Path, split: str | None = None, labels_path: str 
     labels = read_labels(labels_path)
     joined = join_labels(labels, claff_csv, labels_path)
     return [x for x in joined if split is None or x.split == split]
+
+
+@dataclass(frozen=True)
+class WeakExample:
+    """A real sentence the project has not labeled, with a soft target taken from its crowd labels."""
+
+    sentence_id: str
+    text: str
+    target: tuple[float, ...]
+
+
+def crowd_weak_examples(claff_csv: str | Path, labels: Sequence[RealLabel]) -> tuple[list[WeakExample], dict[str, list[float]]]:
+    """Weak supervision from the CL-Aff crowd: every unlabeled sentence of a real-train post, with
+    the distribution of the project's layers among real-train sentences of the same crowd labels.
+
+    Why only real-train posts: the external check scores the crowd labels of posts outside
+    real-train, and real-dev and real-test must stay unseen, so no other sentence may train.
+    Why a distribution and not a layer: the crowd's two yes/no labels are a different construct
+    (its "emotional disclosure" counts empathy for others), so they say how likely each layer is,
+    not which one it is. Returns the examples and the table (crowd pair "information,emotional"
+    to the probability of each layer), which the training record keeps.
+    """
+    train = [label for label in labels if label.split == "train"]
+    if not train:
+        raise DataError("no real-train labels to estimate the crowd's layer distributions from")
+    labeled = {label.sentence_id for label in labels}
+    posts = {label.post_id for label in train}
+    by_id = {label.sentence_id: label for label in train}
+    counts: dict[str, list[float]] = {}
+    weak: list[tuple[str, str, str]] = []
+    for sentence in read_claff(claff_csv):
+        pair = f"{sentence.information},{sentence.emotional}"
+        if sentence.sentence_id in by_id:
+            row = counts.setdefault(pair, [0.0] * len(LAYERS))
+            row[LAYERS.index(by_id[sentence.sentence_id].layer)] += 1
+        elif sentence.post_id in posts and sentence.sentence_id not in labeled and sentence.text.strip():
+            weak.append((sentence.sentence_id, sentence.text, pair))
+    # One pseudo-count per layer: a crowd pair seen rarely in real-train keeps every layer possible.
+    table = {pair: [(c + 1.0) / (sum(row) + len(LAYERS)) for c in row] for pair, row in counts.items()}
+    uniform = [1.0 / len(LAYERS)] * len(LAYERS)
+    return [WeakExample(sid, text, tuple(table.get(pair, uniform))) for sid, text, pair in weak], table

@@ -57,6 +57,10 @@ class TrainConfig:
     classification layer (see :mod:`.calibration`)."""
     calibration_method: str = "vector"
     """``vector`` (a scale and a bias per layer) or ``temperature`` (one number, labels kept)."""
+    crowd_weight: float = 0.0
+    """With ``real_csv``: the loss weight of the CL-Aff crowd labels as weak supervision (0: not
+    used). Each unlabeled sentence of a real-train post joins training once per epoch with a soft
+    target (see :func:`~disclosure_nlp.model.realdata.crowd_weak_examples`)."""
 
 
 @dataclass
@@ -126,6 +130,23 @@ def _collate(encoded: list[list[int]], labels, batch: list[int], pad_id: int):
     return ids, mask, target
 
 
+def _soft_batch(data: "_Encoded", batch: list[int], crowd_weight: float):
+    """Probability targets for a batch that mixes labeled rows (one-hot, weight 1) and weak rows
+    (their distribution, weight ``crowd_weight``)."""
+    import torch
+
+    target = torch.zeros((len(batch), len(LAYERS)), dtype=torch.float32)
+    weight = torch.ones(len(batch), dtype=torch.float32)
+    for row, index in enumerate(batch):
+        soft = data.soft_targets.get(index)
+        if soft is None:
+            target[row, data.train_labels[index]] = 1.0
+        else:
+            target[row] = torch.tensor(soft)
+            weight[row] = crowd_weight
+    return target, weight
+
+
 def _predict_logits(model, encoded, pad_id, device, batch_size=64):
     import numpy as np
     import torch
@@ -154,17 +175,19 @@ def _report(model, encoded, gold, pad_id, device) -> EvaluationReport:
     return compute_report(gold, probs.argmax(axis=1).tolist(), [expected_depth(p) for p in probs])
 
 
-def _load_real(real_csv, real_labels):
-    """Real train and dev sentences (text, label id) joined from the CL-Aff CSV, or empty lists."""
+def _load_real(real_csv, real_labels, crowd: bool = False):
+    """Real train and dev sentences (text, label id) joined from the CL-Aff CSV, or empty lists;
+    with ``crowd``, also the weak examples and their table (else an empty list and ``None``)."""
     if real_csv is None:
-        return [], [], None
-    from .realdata import default_labels_path, load_real
+        return [], [], None, [], None
+    from .realdata import crowd_weak_examples, default_labels_path, load_real, read_labels
 
     labels_path = Path(real_labels) if real_labels is not None else default_labels_path()
     examples = load_real(real_csv, labels_path=labels_path)
     train = [(x.text, LABEL2ID[x.layer]) for x in examples if x.split == "train"]
     dev = [(x.text, LABEL2ID[x.layer]) for x in examples if x.split == "dev"]
-    return train, dev, labels_path
+    weak, table = crowd_weak_examples(real_csv, read_labels(labels_path)) if crowd else ([], None)
+    return train, dev, labels_path, weak, table
 
 
 @dataclass
@@ -178,6 +201,8 @@ class _Encoded:
     pad_id: int
     real_dev_ids: list[list[int]] = field(default_factory=list)
     real_dev_labels: list[int] = field(default_factory=list)
+    soft_targets: dict[int, tuple[float, ...]] = field(default_factory=dict)
+    """Rows of train that learn a distribution (weak examples; their label is -1), by index."""
 
 
 def _base_model(base_dir: Path, config: TrainConfig, device: str):
@@ -218,6 +243,7 @@ def _fit(model, data: _Encoded, config: TrainConfig, device: str, progress: bool
     optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    soft_loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=config.label_smoothing, reduction="none")
 
     history: list[EpochLog] = []
     best_f1, best_epoch, best_state, best_report, stale = -1.0, 0, None, None, 0
@@ -237,9 +263,13 @@ def _fit(model, data: _Encoded, config: TrainConfig, device: str, progress: bool
             model.train()
             running = 0.0
             for step, batch in enumerate(_batches([len(x) for x in data.train_ids], config.batch_size, rng), 1):
-                ids, mask, gold = _collate(data.train_ids, data.train_labels, batch, data.pad_id)
+                ids, mask, _ = _collate(data.train_ids, None, batch, data.pad_id)
                 logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
-                loss = loss_fn(logits, gold.to(device))
+                if data.soft_targets:
+                    target, weight = _soft_batch(data, batch, config.crowd_weight)
+                    loss = (soft_loss_fn(logits, target.to(device)) * weight.to(device)).sum() / len(batch)
+                else:
+                    loss = loss_fn(logits, torch.tensor([data.train_labels[i] for i in batch], device=device))
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(trainable, 1.0)
                 optimizer.step()
@@ -308,7 +338,9 @@ def train(
     train_source, dev_source = training_sources(train_path, dev_path, train_split=train_split, dev_split=dev_split)
     train_set = load_labeled(train_source.path, columns, split=train_source.split)
     dev_set = load_labeled(dev_source.path, columns, split=dev_source.split)
-    real_train, real_dev, real_labels_path = _load_real(real_csv, real_labels)
+    if config.crowd_weight and real_csv is None:
+        raise DisclosureError("crowd_weight needs real_csv (the CL-Aff CSV whose crowd labels it uses)")
+    real_train, real_dev, real_labels_path, weak, crowd_table = _load_real(real_csv, real_labels, crowd=config.crowd_weight > 0)
     base_dir = base_model_path(config.base_model)
 
     import torch
@@ -328,6 +360,11 @@ def train(
         for _ in range(config.real_weight):
             data.train_ids += real_ids
             data.train_labels += [y for _, y in real_train]
+    if weak:
+        start = len(data.train_ids)
+        data.train_ids += encode([x.text for x in weak])
+        data.train_labels += [-1] * len(weak)
+        data.soft_targets = {start + i: x.target for i, x in enumerate(weak)}
     data.real_dev_ids = encode([t for t, _ in real_dev]) if real_dev else []
     data.real_dev_labels = [y for _, y in real_dev]
     history, best_epoch, best_state, best_report, best_real_report = _fit(model, data, config, device, progress, on_epoch)
@@ -340,7 +377,9 @@ def train(
         seconds=time.perf_counter() - started, train_size=len(data.train_ids), dev_size=len(data.dev_ids),
         real_dev_report=best_real_report, calibration=calibration, train_labels=data.train_labels,
         real={"csv": str(real_csv), "labels": str(real_labels_path), "train": len(real_train), "dev": len(real_dev),
-              "weight": config.real_weight} if real_csv is not None else None,
+              "weight": config.real_weight,
+              **({"crowd_weak": len(weak), "crowd_weight": config.crowd_weight, "crowd_table": crowd_table} if weak else {})}
+        if real_csv is not None else None,
     )
     _write_model_dir(model, tokenizer, result, train_source, dev_source, train_set, force=force)
     return result
@@ -411,9 +450,12 @@ def _training_record(result: TrainResult, train_source: Source, dev_source: Sour
         registers[name or "(none)"] = registers.get(name or "(none)", 0) + 1
     if result.real:
         registers["claff_offmychest (real, CC BY 4.0)"] = result.real["train"] * result.real["weight"]
+        if result.real.get("crowd_weak"):
+            registers["claff_offmychest crowd labels (weak, soft targets)"] = result.real["crowd_weak"]
     layer_counts = {LAYERS[i]: 0 for i in range(len(LAYERS))}
     for label in result.train_labels:
-        layer_counts[LAYERS[label]] += 1
+        if label >= 0:  # weak rows (-1) have a distribution, not a layer
+            layer_counts[LAYERS[label]] += 1
     return {
         "config": asdict(result.config),
         "train": {"path": str(train_source.path), "split": train_source.split, "sha256": _sha256(train_source.path),
