@@ -10,7 +10,8 @@ cost in size or speed, because it is still one model of the same shape.
 The models must share the base model and architecture (same tensor names and shapes), which
 every `disclosure train` run from the same base does. Each input may be compact (the shipped
 form) or full. The output is a full directory with the first model's config and tokenizer, the
-averaged `model.safetensors`, and a `training.json` that names its ingredients; run
+averaged `model.safetensors` (with `--compact`, the shipped compact form), and a `training.json`
+that names its ingredients; run
 `disclosure calibrate OUT -o OUT2 --real-csv …` on it next, since each ingredient's calibration
 is folded into its classification layer and their average is calibrated for neither.
 """
@@ -28,23 +29,28 @@ sys.path.insert(0, str(ROOT))
 
 from disclosure_nlp.errors import DisclosureError  # noqa: E402
 from disclosure_nlp.io.safe_files import replace_folder, staged_folder  # noqa: E402
+from disclosure_nlp.model.modelcard import render_model_card  # noqa: E402
 from disclosure_nlp.model.modelstore import (  # noqa: E402
     DIRECTORY_FILES,
     FULL_WEIGHTS,
     enforce_offline,
+    pack_compact,
     read_json_file,
     resolve_model_dir,
 )
 
 
-def average(models: list[Path], weights: list[float], output: Path, *, force: bool = False) -> Path:
-    """Write the weighted average of ``models`` to ``output``; returns it."""
+def average(models: list[Path], weights: list[float], output: Path, *, force: bool = False, compact: bool = False) -> Path:
+    """Write the weighted average of ``models`` to ``output`` (in the shipped compact form with
+    ``compact``); returns it."""
     from safetensors.torch import load_file, save_file
 
     if len(models) < 2 or len(models) != len(weights):
         raise DisclosureError("give two or more models and one weight per model")
     if output.exists() and not force:
         raise DisclosureError(f"{output}: already exists; pass --force to replace it")
+    if any(output.resolve() == Path(m).resolve() for m in models):
+        raise DisclosureError(f"{output}: is one of the models being averaged; write the result to another folder")
     enforce_offline()
     total = sum(weights)
     folders = [resolve_model_dir(m) for m in models]
@@ -68,13 +74,19 @@ def average(models: list[Path], weights: list[float], output: Path, *, force: bo
     }
     output.parent.mkdir(parents=True, exist_ok=True)
     with staged_folder(output) as staging:
-        save_file(averaged, str(staging / FULL_WEIGHTS), metadata={"format": "pt"})
+        full = staging / "full"
+        full.mkdir()
+        save_file(averaged, str(full / FULL_WEIGHTS), metadata={"format": "pt"})
         for name in DIRECTORY_FILES:
             if name not in ("training.json", "metrics.json", "README.md") and (folders[0] / name).exists():
-                shutil.copy2(folders[0] / name, staging / name)
-        (staging / "training.json").write_text(json.dumps(training, indent=2) + "\n")
-        (staging / "metrics.json").write_text("{}\n")
-        replace_folder(staging, output)
+                shutil.copy2(folders[0] / name, full / name)
+        (full / "training.json").write_text(json.dumps(training, indent=2) + "\n")
+        (full / "metrics.json").write_text("{}\n")
+        (full / "README.md").write_text(render_model_card(output.name, training, {}))
+        if compact:  # int8 differences from the base model, as the shipped model is stored
+            pack_compact(full, output)
+        else:
+            replace_folder(full, output)
     return output
 
 
@@ -84,10 +96,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", "-o", type=Path, required=True, help="The averaged model's directory.")
     parser.add_argument("--weights", default=None, help="Comma-separated weights, one per model (default: equal).")
     parser.add_argument("--force", action="store_true", help="Replace --output if it exists.")
+    parser.add_argument("--compact", action="store_true", help="Write the compact form (as models/default is shipped).")
     args = parser.parse_args(argv)
     weights = [float(w) for w in args.weights.split(",")] if args.weights else [1.0] * len(args.models)
     try:
-        written = average(args.models, weights, args.output, force=args.force)
+        written = average(args.models, weights, args.output, force=args.force, compact=args.compact)
     except DisclosureError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

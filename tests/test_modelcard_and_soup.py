@@ -74,3 +74,18 @@ def test_average_refuses_models_of_other_shapes(tiny_model: Path, tmp_path: Path
     with pytest.raises(DisclosureError, match="not the same architecture"):
         _average_models().average([tiny_model, other], [1.0, 1.0], tmp_path / "soup")
     assert not (tmp_path / "soup").exists()
+
+
+def test_average_writes_the_compact_form_and_never_over_an_input(tiny_model: Path, tmp_path: Path) -> None:
+    from disclosure_nlp.model.classifier import DisclosureClassifier
+    from disclosure_nlp.model.modelstore import is_compact
+
+    module = _average_models()
+    out = module.average([tiny_model, tiny_model], [1.0, 1.0], tmp_path / "soup", compact=True)
+    assert is_compact(out) and not (out / "model.safetensors").exists()
+    same = DisclosureClassifier.load(out, backend="torch").predict_proba(["we moved last spring"])
+    reference = DisclosureClassifier.load(tiny_model, backend="torch").predict_proba(["we moved last spring"])
+    assert abs(same - reference).max() < 0.02  # the average of a model with itself, stored as int8 differences
+    with pytest.raises(DisclosureError, match="is one of the models being averaged"):
+        module.average([tiny_model, out], [1.0, 1.0], out, force=True)
+    assert is_compact(out)
