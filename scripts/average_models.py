@@ -66,10 +66,11 @@ def average(models: list[Path], weights: list[float], output: Path, *, force: bo
             averaged[name] = mixed.to(states[0][name].dtype).contiguous()
         else:  # integer buffers (position ids) are equal in every run of one base
             averaged[name] = states[0][name]
-    training = read_json_file(folders[0] / "training.json") if (folders[0] / "training.json").exists() else {}
+    records = [read_json_file(f / "training.json") if (f / "training.json").exists() else {} for f in folders]
     training = {
-        **training,
-        "averaged_from": [{"model": str(m), "weight": w / total} for m, w in zip(models, weights)],
+        **records[0],
+        "averaged_from": [{"model": str(m), "weight": w / total, "real": r.get("real"), "best_epoch": r.get("best_epoch")}
+                          for m, w, r in zip(models, weights, records)],
         "calibration": None,
     }
     output.parent.mkdir(parents=True, exist_ok=True)

@@ -174,7 +174,7 @@ def record_evaluation(model_dir: str | os.PathLike[str], label: str, evaluation:
     metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
     metrics.setdefault("evaluations", {})[label] = evaluation.to_dict()
     metrics_path.write_text(json.dumps(metrics, indent=2) + "\n")
-    if training_path.exists() and "dev" in metrics:
+    if training_path.exists():  # the card says what it cannot show (no dev figures of an averaged model)
         training = json.loads(training_path.read_text())
         (directory / "README.md").write_text(render_model_card(directory.name, training, metrics))
 

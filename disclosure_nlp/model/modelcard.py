@@ -69,7 +69,7 @@ def _training_lines(training: dict) -> str:
             f"(sha256 `{(training['train']['sha256'] or '')[:12]}`); layers {training['train']['layers']}\n"
             f"- Registers: {registers}\n"
             f"- Dev data: {_data(training['dev'])}, {training['dev']['rows']} messages\n"
-            f"- Epochs run: {len(training['history'])} of {config['epochs']}, best epoch {training['best_epoch']} by dev macro-F1; "
+            f"- Epochs run: {len(training['history'])} of {config['epochs']}, best epoch {training['best_epoch']} by {'the mean of dev and real-dev' if training.get('real') else 'dev'} macro-F1; "
             f"batch {config['batch_size']}, learning rate {config['learning_rate']}, seed {config['seed']}, "
             f"max length {config['max_length']} tokens\n"
             f"- Time: {training['seconds']} s on {training['environment']['machine']} ({training['environment']['device']}), "
@@ -77,6 +77,12 @@ def _training_lines(training: dict) -> str:
         )
     except (KeyError, TypeError, AttributeError):
         return "- Not recorded: this folder's training.json is missing or was not written by `disclosure train`.\n"
+
+
+def _ingredient(entry: dict) -> str:
+    real = entry.get("real") or {}
+    extra = f"; {real['train']} real training sentences from `{real.get('labels')}`" if real.get("train") else ""
+    return f"`{entry['model']}` (weight {entry['weight']:.2f}{extra})"
 
 
 def render_model_card(name: str, training: dict, metrics: dict) -> str:
@@ -101,8 +107,8 @@ def render_model_card(name: str, training: dict, metrics: dict) -> str:
     ]
     averaged = training.get("averaged_from")
     if averaged:
-        sections.append("- Weights: the average of " + ", ".join(f"`{a['model']}` (weight {a['weight']:.2f})" for a in averaged)
-                        + " (`scripts/average_models.py`, a model soup); the lines above describe the first.\n")
+        sections.append("- Weights: the average of " + ", ".join(_ingredient(a) for a in averaged)
+                        + " (`scripts/average_models.py`, a model soup); the other lines describe the first.\n")
     real = training.get("real")
     if real:
         sections.append(
