@@ -205,6 +205,29 @@ class _Encoded:
     """Rows of train that learn a distribution (weak examples; their label is -1), by index."""
 
 
+def _encode_all(tokenizer, config: TrainConfig, train_set, dev_set, real_train, real_dev, weak) -> _Encoded:
+    """Token ids of every split: real-train appended ``config.real_weight`` times, weak rows last."""
+
+    def encode(texts):
+        return tokenizer(list(texts), truncation=True, max_length=config.max_length)["input_ids"]
+
+    data = _Encoded(encode(train_set["text"]), list(train_set["label"]), encode(dev_set["text"]), list(dev_set["label"]),
+                    pad_id=tokenizer.pad_token_id or 0)
+    if real_train:
+        real_ids = encode([t for t, _ in real_train])
+        for _ in range(config.real_weight):
+            data.train_ids += real_ids
+            data.train_labels += [y for _, y in real_train]
+    if weak:
+        start = len(data.train_ids)
+        data.train_ids += encode([x.text for x in weak])
+        data.train_labels += [-1] * len(weak)
+        data.soft_targets = {start + i: x.target for i, x in enumerate(weak)}
+    data.real_dev_ids = encode([t for t, _ in real_dev]) if real_dev else []
+    data.real_dev_labels = [y for _, y in real_dev]
+    return data
+
+
 def _base_model(base_dir: Path, config: TrainConfig, device: str):
     """The base model with a fresh four-layer head, and its tokenizer, loaded from local files only."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -350,23 +373,7 @@ def train(
     device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
     model, tokenizer = _base_model(base_dir, config, device)
 
-    def encode(texts):
-        return tokenizer(list(texts), truncation=True, max_length=config.max_length)["input_ids"]
-
-    data = _Encoded(encode(train_set["text"]), list(train_set["label"]), encode(dev_set["text"]), list(dev_set["label"]),
-                    pad_id=tokenizer.pad_token_id or 0)
-    if real_train:
-        real_ids = encode([t for t, _ in real_train])
-        for _ in range(config.real_weight):
-            data.train_ids += real_ids
-            data.train_labels += [y for _, y in real_train]
-    if weak:
-        start = len(data.train_ids)
-        data.train_ids += encode([x.text for x in weak])
-        data.train_labels += [-1] * len(weak)
-        data.soft_targets = {start + i: x.target for i, x in enumerate(weak)}
-    data.real_dev_ids = encode([t for t, _ in real_dev]) if real_dev else []
-    data.real_dev_labels = [y for _, y in real_dev]
+    data = _encode_all(tokenizer, config, train_set, dev_set, real_train, real_dev, weak)
     history, best_epoch, best_state, best_report, best_real_report = _fit(model, data, config, device, progress, on_epoch)
     model.load_state_dict(best_state)
     calibration = calibrate_model(model, data.real_dev_ids or data.dev_ids, data.real_dev_labels or data.dev_labels,
