@@ -526,7 +526,6 @@ def _restored_context():
         logger.setLevel(level)
 
 
-
 def _write_rows(rows, out_fmt: str, target: str, *, local_target: bool, written: int, force: bool) -> None:
     """A local output is written beside its target and renamed into place only when complete;
     remote storage (``s3://``…) is written by Ray itself, refusing to replace unless ``force``."""

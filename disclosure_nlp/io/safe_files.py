@@ -220,7 +220,6 @@ def write_json_atomic(path: str | Path, obj: Any, force: bool = False) -> None:
     write_text_atomic(target, data + "\n", force=force)
 
 
-
 # --------------------------------------------------------------------------------------------
 # Folders (model directories, ONNX exports, Parquet datasets) replaced whole
 

@@ -117,7 +117,9 @@ def _batches(lengths: list[int], batch_size: int, rng: random.Random) -> list[li
     return batches
 
 
-def _collate(encoded: list[list[int]], labels, batch: list[int], pad_id: int):
+def _collate(encoded: list[list[int]], batch: list[int], pad_id: int):
+    """Padded token ids and their attention mask for one batch (targets are built by the caller:
+    class ids, or distributions for weak rows)."""
     import torch
 
     width = max(len(encoded[i]) for i in batch)
@@ -126,8 +128,7 @@ def _collate(encoded: list[list[int]], labels, batch: list[int], pad_id: int):
     for row, index in enumerate(batch):
         ids[row, : len(encoded[index])] = torch.tensor(encoded[index])
         mask[row, : len(encoded[index])] = 1
-    target = torch.tensor([labels[i] for i in batch], dtype=torch.long) if labels is not None else None
-    return ids, mask, target
+    return ids, mask
 
 
 def _soft_batch(data: "_Encoded", batch: list[int], crowd_weight: float):
@@ -157,7 +158,7 @@ def _predict_logits(model, encoded, pad_id, device, batch_size=64):
     model.eval()
     with torch.inference_mode():
         for batch in length_sorted_batches([len(e) for e in encoded], batch_size):
-            ids, mask, _ = _collate(encoded, None, batch, pad_id)
+            ids, mask = _collate(encoded, batch, pad_id)
             out[batch] = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float().cpu().numpy()
     return out
 
@@ -286,7 +287,7 @@ def _fit(model, data: _Encoded, config: TrainConfig, device: str, progress: bool
             model.train()
             running = 0.0
             for step, batch in enumerate(_batches([len(x) for x in data.train_ids], config.batch_size, rng), 1):
-                ids, mask, _ = _collate(data.train_ids, None, batch, data.pad_id)
+                ids, mask = _collate(data.train_ids, batch, data.pad_id)
                 logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
                 if data.soft_targets:
                     target, weight = _soft_batch(data, batch, config.crowd_weight)
