@@ -8,6 +8,8 @@ column) from a hash of the post id, so no post has sentences on both sides of a 
 
     python scripts/select_claff.py ../shared/data/claff-offmychest/labeled_training_set.csv \
         -o /tmp/claff_selection.jsonl
+    python scripts/select_claff.py CSV --extend data/real/claff_labels.jsonl \
+        --uncertain-with models/default -o /tmp/claff_round5.jsonl
 
 Writes one JSON line per chosen sentence: sentenceid, post, split, stratum (no text).
 """
@@ -73,6 +75,13 @@ STRATA = (
     ("model_core_ranked", 200),
 )
 
+# Fifth round (``--extend``), after real training text proved the strongest lever: more
+# sentences from real-train posts only, so real-dev and real-test stay the same sentences and
+# figures before and after stay comparable. Part uniform, part where a model is least sure
+# (smallest margin between its two likeliest layers: the sentences that teach it most), part
+# the most likely `core` (still the rarest layer).
+EXTEND_STRATA = (("train_uniform", 300), ("train_uncertain", 500), ("train_core_ranked", 200))
+
 SPLIT_SHARES = (("test", 0.25), ("dev", 0.15), ("train", 0.60))
 
 
@@ -128,6 +137,35 @@ def rank_core(model_dir: Path, sentences) -> dict[str, float]:
     return {s.sentence_id: float(p[core]) for s, p in zip(sentences, probs)}
 
 
+def extend(sentences, labeled_path: Path, model_dir: Path, rng: random.Random) -> list[dict]:
+    """The fifth round: unlabeled sentences of real-train posts (see EXTEND_STRATA)."""
+    from disclosure_nlp.model.classifier import DisclosureClassifier
+    from disclosure_nlp.layers import LAYERS as NAMES
+
+    with labeled_path.open(encoding="utf-8") as handle:
+        labeled = {json.loads(line)["sentenceid"] for line in handle if line.strip()}
+    pool = [s for s in sentences if s.sentence_id not in labeled and split_of(s.post_id) == "train"]
+    probs = DisclosureClassifier.load(model_dir).predict_proba([s.text for s in pool])
+    core = list(NAMES).index("core")
+    margin, p_core = {}, {}
+    for s, p in zip(pool, probs):
+        top = sorted((float(x) for x in p), reverse=True)
+        margin[s.sentence_id], p_core[s.sentence_id] = top[0] - top[1], float(p[core])
+    chosen: dict[str, tuple] = {}
+    for name, count in EXTEND_STRATA:
+        rest = [s for s in pool if s.sentence_id not in chosen]
+        if name == "train_uniform":
+            picked = rng.sample(rest, min(count, len(rest)))
+        elif name == "train_uncertain":
+            picked = sorted(rest, key=lambda s: (margin[s.sentence_id], s.sentence_id))[:count]
+        else:
+            picked = sorted(rest, key=lambda s: (-p_core[s.sentence_id], s.sentence_id))[:count]
+        for s in picked:
+            chosen[s.sentence_id] = (s, name)
+    return [{"sentenceid": s.sentence_id, "post": s.post_id, "split": "train", "stratum": name}
+            for s, name in chosen.values()]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("csv", type=Path)
@@ -135,9 +173,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--rank-core-with", type=Path, default=None, metavar="MODEL_DIR",
                         help="model whose P(core) chooses the fourth round (left out when not given)")
+    parser.add_argument("--extend", type=Path, default=None, metavar="LABELS_JSONL",
+                        help="draw the fifth round instead: real-train sentences not in this labels file")
+    parser.add_argument("--uncertain-with", type=Path, default=None, metavar="MODEL_DIR",
+                        help="model whose uncertainty and P(core) choose part of the fifth round")
     args = parser.parse_args(argv)
     sentences = [s for s in read_claff(args.csv) if s.text.strip()]
     rng = random.Random(args.seed)
+    if args.extend is not None:
+        if args.uncertain_with is None:
+            parser.error("--extend needs --uncertain-with MODEL_DIR")
+        return _write(extend(sentences, args.extend, args.uncertain_with, rng), args.output)
     chosen: dict[str, tuple] = {}
     for name, count in STRATA:
         if name == "model_core_ranked":
@@ -155,8 +201,12 @@ def main(argv: list[str] | None = None) -> int:
         {"sentenceid": s.sentence_id, "post": s.post_id, "split": split_of(s.post_id), "stratum": name}
         for s, name in chosen.values()
     ]
+    return _write(rows, args.output)
+
+
+def _write(rows: list[dict], output: Path) -> int:
     rows.sort(key=lambda r: int(r["sentenceid"]) if r["sentenceid"].isdigit() else r["sentenceid"])
-    with args.output.open("w", encoding="utf-8") as out:
+    with output.open("w", encoding="utf-8") as out:
         for row in rows:
             out.write(json.dumps(row) + "\n")
     counts = {name: sum(r["split"] == name for r in rows) for name, _ in SPLIT_SHARES}
