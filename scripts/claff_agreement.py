@@ -9,6 +9,7 @@ Cohen's kappa, and the final labels in ``data/real/claff_labels.jsonl`` follow f
     python scripts/claff_agreement.py              # prints kappa overall and per layer
     python scripts/claff_agreement.py --check      # also verifies claff_labels.jsonl follows
     python scripts/claff_agreement.py --write      # rewrites claff_labels.jsonl from the passes
+    python scripts/claff_agreement.py --stratum-prefix train_   # kappa of the fifth round alone
 
 The final label is the coders' label where they agree, else the adjudicator's.
 """
@@ -65,10 +66,15 @@ def main(argv: list[str] | None = None) -> int:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--check", action="store_true")
     mode.add_argument("--write", action="store_true")
+    parser.add_argument("--stratum-prefix", default="", metavar="PREFIX",
+                        help="agreement of the rounds whose strata start with PREFIX only (train_: the fifth)")
     args = parser.parse_args(argv)
     rows = read_passes(args.passes)
-    table = kappa_table(rows)
-    print(f"{len(rows)} sentences, {sum(r['coder_a'] != r['coder_b'] for r in rows)} adjudicated")
+    chosen = [r for r in rows if r.get("stratum", "").startswith(args.stratum_prefix)]
+    if not chosen:
+        raise SystemExit(f"{args.passes}: no sentence's stratum starts with {args.stratum_prefix!r}")
+    table = kappa_table(chosen)
+    print(f"{len(chosen)} sentences, {sum(r['coder_a'] != r['coder_b'] for r in chosen)} adjudicated")
     print("Cohen's kappa: " + ", ".join(f"{k} {v:.3f}" for k, v in table.items()))
     finals = [{"sentenceid": r["sentenceid"], "post": r["post"], "layer": final_layer(r), "split": r["split"]} for r in rows]
     counts = Counter((f["split"], f["layer"]) for f in finals)
