@@ -10,6 +10,7 @@ column) from a hash of the post id, so no post has sentences on both sides of a 
         -o /tmp/claff_selection.jsonl
     python scripts/select_claff.py CSV --extend data/real/claff_labels.jsonl \
         --uncertain-with models/default -o /tmp/claff_round5.jsonl
+    python scripts/select_claff.py CSV --extend data/real/claff_labels.jsonl --rest -o /tmp/claff_round6.jsonl
 
 Writes one JSON line per chosen sentence: sentenceid, post, split, stratum (no text).
 """
@@ -81,6 +82,8 @@ STRATA = (
 # (smallest margin between its two likeliest layers: the sentences that teach it most), part
 # the most likely `core` (still the rarest layer).
 EXTEND_STRATA = (("train_uniform", 300), ("train_uncertain", 500), ("train_core_ranked", 200))
+# Sixth round (``--extend --rest``), once two coders proved to label 1,000 sentences quickly and
+# alike (kappa 0.886): every sentence of real-train posts still unlabeled, the corpus as it is.
 
 SPLIT_SHARES = (("test", 0.25), ("dev", 0.15), ("train", 0.60))
 
@@ -137,14 +140,19 @@ def rank_core(model_dir: Path, sentences) -> dict[str, float]:
     return {s.sentence_id: float(p[core]) for s, p in zip(sentences, probs)}
 
 
+def unlabeled_train(sentences, labeled_path: Path) -> list:
+    """Sentences of real-train posts that the labels file does not hold yet."""
+    with labeled_path.open(encoding="utf-8") as handle:
+        labeled = {json.loads(line)["sentenceid"] for line in handle if line.strip()}
+    return [s for s in sentences if s.sentence_id not in labeled and split_of(s.post_id) == "train"]
+
+
 def extend(sentences, labeled_path: Path, model_dir: Path, rng: random.Random) -> list[dict]:
     """The fifth round: unlabeled sentences of real-train posts (see EXTEND_STRATA)."""
     from disclosure_nlp.model.classifier import DisclosureClassifier
     from disclosure_nlp.layers import LAYERS as NAMES
 
-    with labeled_path.open(encoding="utf-8") as handle:
-        labeled = {json.loads(line)["sentenceid"] for line in handle if line.strip()}
-    pool = [s for s in sentences if s.sentence_id not in labeled and split_of(s.post_id) == "train"]
+    pool = unlabeled_train(sentences, labeled_path)
     probs = DisclosureClassifier.load(model_dir).predict_proba([s.text for s in pool])
     core = list(NAMES).index("core")
     margin, p_core = {}, {}
@@ -177,9 +185,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="draw the fifth round instead: real-train sentences not in this labels file")
     parser.add_argument("--uncertain-with", type=Path, default=None, metavar="MODEL_DIR",
                         help="model whose uncertainty and P(core) choose part of the fifth round")
+    parser.add_argument("--rest", action="store_true",
+                        help="with --extend: the sixth round, every real-train sentence not labeled yet")
     args = parser.parse_args(argv)
     sentences = [s for s in read_claff(args.csv) if s.text.strip()]
     rng = random.Random(args.seed)
+    if args.extend is not None and args.rest:
+        rows = [{"sentenceid": s.sentence_id, "post": s.post_id, "split": "train", "stratum": "train_rest"}
+                for s in unlabeled_train(sentences, args.extend)]
+        return _write(rows, args.output)
     if args.extend is not None:
         if args.uncertain_with is None:
             parser.error("--extend needs --uncertain-with MODEL_DIR")
