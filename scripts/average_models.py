@@ -43,6 +43,7 @@ from disclosure_nlp.model.modelstore import (  # noqa: E402
 def average(models: list[Path], weights: list[float], output: Path, *, force: bool = False, compact: bool = False) -> Path:
     """Write the weighted average of ``models`` to ``output`` (in the shipped compact form with
     ``compact``); returns it."""
+    import torch
     from safetensors.torch import load_file, save_file
 
     if len(models) < 2 or len(models) != len(weights):
@@ -61,7 +62,12 @@ def average(models: list[Path], weights: list[float], output: Path, *, force: bo
             raise DisclosureError(f"{model}: not the same architecture as {models[0]}; only runs of one base average")
     averaged = {}
     for name in sorted(names):
-        if states[0][name].is_floating_point():
+        if all(torch.equal(s[name], states[0][name]) for s in states[1:]):
+            # frozen tensors (the word embeddings) stay bit-equal to the base: an average of three
+            # equal fp32 values need not round back to the same value, and the compact form
+            # checks that they do
+            averaged[name] = states[0][name]
+        elif states[0][name].is_floating_point():
             mixed = sum(w / total * s[name].float() for w, s in zip(weights, states))
             averaged[name] = mixed.to(states[0][name].dtype).contiguous()
         else:  # integer buffers (position ids) are equal in every run of one base
