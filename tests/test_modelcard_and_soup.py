@@ -89,3 +89,24 @@ def test_average_writes_the_compact_form_and_never_over_an_input(tiny_model: Pat
     with pytest.raises(DisclosureError, match="is one of the models being averaged"):
         module.average([tiny_model, out], [1.0, 1.0], out, force=True)
     assert is_compact(out)
+
+
+def test_tensors_equal_in_every_ingredient_stay_bit_equal(tiny_model: Path, tmp_path: Path) -> None:
+    """Frozen word embeddings must come out bit-equal to the base, or the compact form (which
+    stores only what differs from the base) refuses the soup; w/3 + w/3 + w/3 need not be w."""
+    from safetensors.torch import load_file, save_file
+
+    original = load_file(str(tiny_model / "model.safetensors"))
+    frozen = next(n for n in original if "word_embeddings" in n)
+    ingredients = [tiny_model]
+    for step in (1, 2):
+        other = tmp_path / f"run{step}"
+        shutil.copytree(tiny_model, other)
+        save_file({k: v if k == frozen or not v.is_floating_point() else v + step for k, v in original.items()},
+                  str(other / "model.safetensors"), metadata={"format": "pt"})
+        ingredients.append(other)
+    out = _average_models().average(ingredients, [1.0, 1.0, 1.0], tmp_path / "soup")
+    averaged = load_file(str(out / "model.safetensors"))
+    assert averaged[frozen].equal(original[frozen])
+    moved = next(n for n, t in original.items() if t.is_floating_point() and n != frozen)
+    assert (averaged[moved] - (original[moved] + 1.0)).abs().max().item() < 1e-5
