@@ -81,3 +81,19 @@ def test_training_with_crowd_weight_records_the_weak_rows(tmp_path: Path) -> Non
     assert sum(record["train"]["layers"].values()) == 4 + 2 * 2
     assert result.train_size == 4 + 2 * 2 + 2
     assert "Weak supervision: 2 unlabeled sentences" in (tmp_path / "m" / "README.md").read_text()
+
+
+def test_crowd_weight_with_every_train_sentence_labeled_is_refused_before_training(tmp_path: Path) -> None:
+    """The shipped labels cover every sentence of real-train posts: a run asking for crowd weak
+    supervision would silently train without it, so it stops first, naming the labels file."""
+    from disclosure_nlp.model.training import TrainConfig, train
+
+    data, labels = _write(tmp_path)
+    full = tmp_path / "full.jsonl"
+    full.write_text(labels.read_text() + "".join(json.dumps({"sentenceid": sid, "post": "pA", "layer": "none", "split": "train"}) + "\n"
+                                                 for sid in ("3", "4")))
+    team = tmp_path / "team.jsonl"
+    team.write_text(json.dumps({"text": "The meeting is at 3.", "layer": "none"}) + "\n")
+    with pytest.raises(DisclosureError, match="full.jsonl: labels every sentence"):
+        train(team, team, tmp_path / "m", TrainConfig(epochs=1, crowd_weight=0.5), progress=False, real_csv=data, real_labels=full)
+    assert not (tmp_path / "m").exists()

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Callable
 
 from .data import Columns, Source, load_labeled, training_sources
-from ..errors import DisclosureError
+from ..errors import DataError, DisclosureError
 from ..layers import ID2LABEL, LABEL2ID, LAYERS
 from .metrics import EvaluationReport, compute_report
 from .modelstore import DEFAULT_BASE_PACKAGE, base_model_path, enforce_offline
@@ -188,6 +188,12 @@ def _load_real(real_csv, real_labels, crowd: bool = False):
     train = [(x.text, LABEL2ID[x.layer]) for x in examples if x.split == "train"]
     dev = [(x.text, LABEL2ID[x.layer]) for x in examples if x.split == "dev"]
     weak, table = crowd_weak_examples(real_csv, read_labels(labels_path)) if crowd else ([], None)
+    if crowd and not weak:
+        # Since labeling round 6 every sentence of real-train posts is labeled, so the shipped
+        # labels leave the crowd nothing to add; a run that asked for it must not pass for one.
+        raise DataError(f"{labels_path}: labels every sentence of the real-train posts in {real_csv}, so crowd "
+                        "weak supervision has no sentence to use; give --real-labels an earlier round's file "
+                        "(e.g. data/real/claff_labels_rounds1-5.jsonl) or leave --crowd-weight at 0")
     return train, dev, labels_path, weak, table
 
 
