@@ -190,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sentences = [s for s in read_claff(args.csv) if s.text.strip()]
     rng = random.Random(args.seed)
+    if args.rest and args.extend is None:
+        parser.error("--rest needs --extend LABELS_JSONL (the labels so far)")
     if args.extend is not None and args.rest:
         rows = [{"sentenceid": s.sentence_id, "post": s.post_id, "split": "train", "stratum": "train_rest"}
                 for s in unlabeled_train(sentences, args.extend)]
