@@ -190,16 +190,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sentences = [s for s in read_claff(args.csv) if s.text.strip()]
     rng = random.Random(args.seed)
-    if args.rest and args.extend is None:
-        parser.error("--rest needs --extend LABELS_JSONL (the labels so far)")
     if args.extend is not None and args.rest:
         rows = [{"sentenceid": s.sentence_id, "post": s.post_id, "split": "train", "stratum": "train_rest"}
                 for s in unlabeled_train(sentences, args.extend)]
         return _write(rows, args.output)
     if args.extend is not None:
         if args.uncertain_with is None:
-            parser.error("--extend needs --uncertain-with MODEL_DIR")
+            parser.error("--extend needs --uncertain-with MODEL_DIR (or --rest)")
         return _write(extend(sentences, args.extend, args.uncertain_with, rng), args.output)
+    if args.rest:
+        parser.error("--rest needs --extend LABELS_JSONL (the labels so far)")
     chosen: dict[str, tuple] = {}
     for name, count in STRATA:
         if name == "model_core_ranked":
