@@ -36,6 +36,23 @@ def _session_cache(tmp_path_factory):
     patch.undo()
 
 
+@pytest.fixture(scope="session")
+def load_script():
+    """Scripts under ``scripts/`` are not a package, so tests load them by path. The module goes
+    into ``sys.modules`` first because dataclasses look their module up while a class is built."""
+    import importlib.util
+    import sys
+
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)  # type: ignore[union-attr]
+        return module
+
+    return load
+
+
 @pytest.fixture
 def tiny_file(tmp_path: Path) -> Path:
     return write_jsonl(tmp_path / "tiny.jsonl", [{"text": t, "layer": l, "register": "test"} for t, l in TINY])

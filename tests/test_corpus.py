@@ -1,6 +1,5 @@
 """The shipped corpus keeps the properties the project promises (size, balance, clean splits)."""
 
-import importlib.util
 import json
 from collections import Counter
 from pathlib import Path
@@ -8,13 +7,6 @@ from pathlib import Path
 from disclosure_nlp.model.data import load_labeled
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _splits_module():
-    spec = importlib.util.spec_from_file_location("make_splits", ROOT / "scripts" / "make_splits.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_corpus_size_balance_and_registers():
@@ -25,8 +17,8 @@ def test_corpus_size_balance_and_registers():
     assert len({r["register"] for r in rows}) >= 8
 
 
-def test_splits_have_no_near_duplicates_across_them_and_cover_the_corpus():
-    module = _splits_module()
+def test_splits_have_no_near_duplicates_across_them_and_cover_the_corpus(load_script):
+    module = load_script("make_splits")
     assert module.check(ROOT / "data") == []
     built, dropped = module.build_splits(ROOT / "data" / "raw", seed=13)
     main_corpus = sum(1 for path in (ROOT / "data" / "raw").glob("*.jsonl") for _ in path.open())
@@ -40,8 +32,8 @@ def test_splits_have_no_near_duplicates_across_them_and_cover_the_corpus():
         assert on_disk == [row["text"] for row in built[name]], f"data/{name}.jsonl is stale: rerun make_splits.py"
 
 
-def test_train_only_rows_join_train_unless_they_reword_a_held_out_message(tmp_path):
-    module = _splits_module()
+def test_train_only_rows_join_train_unless_they_reword_a_held_out_message(tmp_path, load_script):
+    module = load_script("make_splits")
     splits = {
         "train": [{"text": "I'm a nurse on nights", "layer": "surface"}],
         "dev": [{"text": "honestly I have been so stressed about money since the move", "layer": "intermediate"}],
@@ -58,8 +50,8 @@ def test_train_only_rows_join_train_unless_they_reword_a_held_out_message(tmp_pa
     assert splits["dev"] == dev_before and splits["test"] == test_before
 
 
-def test_check_finds_a_leaked_rewording(tmp_path):
-    module = _splits_module()
+def test_check_finds_a_leaked_rewording(tmp_path, load_script):
+    module = load_script("make_splits")
     row = {"text": "honestly I have been so stressed about money since the move", "layer": "intermediate"}
     leaked = {"text": "Honestly, I have been SO stressed about money since the move!!", "layer": "intermediate"}
     for name, rows in (("train", [row]), ("dev", [leaked]), ("test", [{"text": "hi", "layer": "none"}])):

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -147,17 +145,9 @@ def test_cli_errors_are_one_line(tmp_path):
 ESCONV = SHARED_DATA / "esconv" / "testWithStrategy_short.tsv"
 
 
-def _eval_module():
-    spec = importlib.util.spec_from_file_location("eval_reciprocity", ROOT / "scripts" / "eval_reciprocity.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.skipif(not ESCONV.exists(), reason="ESConv is not in ../shared/data (CC BY-NC: read at run time, never committed)")
-def test_esconv_slice_with_fixed_labels_pins_the_numbers():
-    module = _eval_module()
+def test_esconv_slice_with_fixed_labels_pins_the_numbers(load_script):
+    module = load_script("eval_reciprocity")
     conversations = module.read_esconv(ESCONV)
     assert len(conversations) == 210
     assert sum(len(c.turns) for c in conversations) == 6004

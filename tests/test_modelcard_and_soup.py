@@ -8,7 +8,6 @@ of every weight, refuse models of different shapes, and write a folder that load
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 from pathlib import Path
 
@@ -16,15 +15,6 @@ import pytest
 
 from disclosure_nlp.errors import DisclosureError
 from disclosure_nlp.model.modelcard import render_model_card
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _average_models():
-    spec = importlib.util.spec_from_file_location("average_models", ROOT / "scripts" / "average_models.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
 
 
 def test_a_card_without_a_training_record_says_so() -> None:
@@ -39,7 +29,7 @@ def test_a_card_names_the_models_averaged() -> None:
     assert "`a` (weight 0.25)" in card and "`b` (weight 0.75)" in card
 
 
-def test_average_is_the_weighted_mean_and_loads(tiny_model: Path, tmp_path: Path) -> None:
+def test_average_is_the_weighted_mean_and_loads(tiny_model: Path, tmp_path: Path, load_script) -> None:
     from safetensors.torch import load_file, save_file
 
     from disclosure_nlp.model.classifier import DisclosureClassifier
@@ -50,7 +40,7 @@ def test_average_is_the_weighted_mean_and_loads(tiny_model: Path, tmp_path: Path
     save_file({k: v + 1.0 if v.is_floating_point() else v for k, v in original.items()},
               str(shifted / "model.safetensors"), metadata={"format": "pt"})
 
-    out = _average_models().average([tiny_model, shifted], [1.0, 3.0], tmp_path / "soup")
+    out = load_script("average_models").average([tiny_model, shifted], [1.0, 3.0], tmp_path / "soup")
     averaged = load_file(str(out / "model.safetensors"))
     assert set(averaged) == set(original)
     for name, tensor in original.items():
@@ -62,7 +52,7 @@ def test_average_is_the_weighted_mean_and_loads(tiny_model: Path, tmp_path: Path
     assert probs.shape == (1, 4)
 
 
-def test_average_refuses_models_of_other_shapes(tiny_model: Path, tmp_path: Path) -> None:
+def test_average_refuses_models_of_other_shapes(tiny_model: Path, tmp_path: Path, load_script) -> None:
     from safetensors.torch import load_file, save_file
 
     other = tmp_path / "other"
@@ -72,15 +62,15 @@ def test_average_refuses_models_of_other_shapes(tiny_model: Path, tmp_path: Path
     state[name] = state[name][:, :-1].contiguous()
     save_file(state, str(other / "model.safetensors"), metadata={"format": "pt"})
     with pytest.raises(DisclosureError, match="not the same architecture"):
-        _average_models().average([tiny_model, other], [1.0, 1.0], tmp_path / "soup")
+        load_script("average_models").average([tiny_model, other], [1.0, 1.0], tmp_path / "soup")
     assert not (tmp_path / "soup").exists()
 
 
-def test_average_writes_the_compact_form_and_never_over_an_input(tiny_model: Path, tmp_path: Path) -> None:
+def test_average_writes_the_compact_form_and_never_over_an_input(tiny_model: Path, tmp_path: Path, load_script) -> None:
     from disclosure_nlp.model.classifier import DisclosureClassifier
     from disclosure_nlp.model.modelstore import is_compact
 
-    module = _average_models()
+    module = load_script("average_models")
     out = module.average([tiny_model, tiny_model], [1.0, 1.0], tmp_path / "soup", compact=True)
     assert is_compact(out) and not (out / "model.safetensors").exists()
     same = DisclosureClassifier.load(out, backend="torch").predict_proba(["we moved last spring"])
@@ -91,7 +81,7 @@ def test_average_writes_the_compact_form_and_never_over_an_input(tiny_model: Pat
     assert is_compact(out)
 
 
-def test_tensors_equal_in_every_ingredient_stay_bit_equal(tiny_model: Path, tmp_path: Path) -> None:
+def test_tensors_equal_in_every_ingredient_stay_bit_equal(tiny_model: Path, tmp_path: Path, load_script) -> None:
     """Frozen word embeddings must come out bit-equal to the base, or the compact form (which
     stores only what differs from the base) refuses the soup; w/3 + w/3 + w/3 need not be w."""
     from safetensors.torch import load_file, save_file
@@ -105,7 +95,7 @@ def test_tensors_equal_in_every_ingredient_stay_bit_equal(tiny_model: Path, tmp_
         save_file({k: v if k == frozen or not v.is_floating_point() else v + step for k, v in original.items()},
                   str(other / "model.safetensors"), metadata={"format": "pt"})
         ingredients.append(other)
-    out = _average_models().average(ingredients, [1.0, 1.0, 1.0], tmp_path / "soup")
+    out = load_script("average_models").average(ingredients, [1.0, 1.0, 1.0], tmp_path / "soup")
     averaged = load_file(str(out / "model.safetensors"))
     assert averaged[frozen].equal(original[frozen])
     moved = next(n for n, t in original.items() if t.is_floating_point() and n != frozen)

@@ -120,20 +120,11 @@ def test_every_shipped_label_joins_the_public_csv() -> None:
     assert not any("<U+" in x.text for x in joined)
 
 
-def _script(name: str):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_shipped_labels_follow_from_the_two_passes_and_the_post_hash() -> None:
+def test_shipped_labels_follow_from_the_two_passes_and_the_post_hash(load_script) -> None:
     """Every label is the coders' agreement or the adjudicator's call, and every post sits in the
     split its id hashes to, so a later labeling round cannot move a sentence into real-dev or
     real-test (or out of them) by hand."""
-    agreement, select = _script("claff_agreement"), _script("select_claff")
+    agreement, select = load_script("claff_agreement"), load_script("select_claff")
     passes = agreement.read_passes(default_labels_path().parent / "claff_passes.jsonl")
     labels = read_labels(default_labels_path())
     assert [(x.sentence_id, x.layer) for x in labels] == [(r["sentenceid"], agreement.final_layer(r)) for r in passes]
