@@ -130,14 +130,21 @@ def stratum_members(sentences, name: str, core_rank: dict[str, float] | None = N
     raise ValueError(name)
 
 
-def rank_core(model_dir: Path, sentences) -> dict[str, float]:
-    """P(core) per sentence from a model: only used to choose what the coders label next."""
+def model_probs(model_dir: Path, sentences) -> dict[str, list[float]]:
+    """Layer probabilities per sentence id: a model only chooses what the coders label next,
+    it never labels."""
     from disclosure_nlp.model.classifier import DisclosureClassifier
+
+    probs = DisclosureClassifier.load(model_dir).predict_proba([s.text for s in sentences])
+    return {s.sentence_id: [float(x) for x in p] for s, p in zip(sentences, probs)}
+
+
+def rank_core(model_dir: Path, sentences) -> dict[str, float]:
+    """P(core) per sentence, for the stratum of likely `core` sentences."""
     from disclosure_nlp.layers import LAYERS as NAMES
 
     core = list(NAMES).index("core")
-    probs = DisclosureClassifier.load(model_dir).predict_proba([s.text for s in sentences])
-    return {s.sentence_id: float(p[core]) for s, p in zip(sentences, probs)}
+    return {sid: p[core] for sid, p in model_probs(model_dir, sentences).items()}
 
 
 def unlabeled_train(sentences, labeled_path: Path) -> list:
@@ -149,16 +156,15 @@ def unlabeled_train(sentences, labeled_path: Path) -> list:
 
 def extend(sentences, labeled_path: Path, model_dir: Path, rng: random.Random) -> list[dict]:
     """The fifth round: unlabeled sentences of real-train posts (see EXTEND_STRATA)."""
-    from disclosure_nlp.model.classifier import DisclosureClassifier
     from disclosure_nlp.layers import LAYERS as NAMES
 
     pool = unlabeled_train(sentences, labeled_path)
-    probs = DisclosureClassifier.load(model_dir).predict_proba([s.text for s in pool])
+    probs = model_probs(model_dir, pool)
     core = list(NAMES).index("core")
     margin, p_core = {}, {}
-    for s, p in zip(pool, probs):
-        top = sorted((float(x) for x in p), reverse=True)
-        margin[s.sentence_id], p_core[s.sentence_id] = top[0] - top[1], float(p[core])
+    for sid, p in probs.items():
+        top = sorted(p, reverse=True)
+        margin[sid], p_core[sid] = top[0] - top[1], p[core]
     chosen: dict[str, tuple] = {}
     for name, count in EXTEND_STRATA:
         rest = [s for s in pool if s.sentence_id not in chosen]
