@@ -70,7 +70,7 @@ def average(models: list[Path], weights: list[float], output: Path, *, force: bo
         elif states[0][name].is_floating_point():
             mixed = sum(w / total * s[name].float() for w, s in zip(weights, states))
             averaged[name] = mixed.to(states[0][name].dtype).contiguous()
-        else:  # integer buffers (position ids) are equal in every run of one base
+        else:  # an integer buffer that differs (position ids never do in runs of one base): the first run's
             averaged[name] = states[0][name]
     records = [read_json_file(f / "training.json") if (f / "training.json").exists() else {} for f in folders]
     training = {
