@@ -113,9 +113,11 @@ def test_train_and_evaluate_read_a_saved_datasetdict(tmp_path):
     dd = _tiny_datasetdict(tmp_path / "dd")
     out = tmp_path / "m"
     result = runner.invoke(app, ["train", "--train", str(dd), "--output", str(out), "--epochs", "1",
-                                 "--batch-size", "4", "--max-length", "24"])
+                                 "--batch-size", "4", "--max-length", "24", "--data-seed", "5"])
     assert result.exit_code == 0, result.output
     training = json.loads((out / "training.json").read_text())
+    assert (training["config"]["seed"], training["config"]["data_seed"]) == (13, 5)
+    assert "seed 13 (data seed 5)" in (out / "README.md").read_text()
     assert (training["train"]["split"], training["dev"]["split"]) == ("train", "validation")
     assert training["train"]["path"] == training["dev"]["path"] == str(dd)
     assert training["train"]["rows"] == training["dev"]["rows"] == 8

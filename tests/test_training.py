@@ -73,6 +73,26 @@ def test_same_seed_gives_the_same_weights(tmp_path, tiny_model):
     assert all((first[k] == second[k]).all() for k in first)
 
 
+def test_a_data_seed_keeps_the_starting_head_so_runs_can_be_averaged(tmp_path):
+    """Runs that share --seed but not --data-seed differ only by their batches and dropout: their
+    classification layers stay close (averageable); another --seed starts somewhere else."""
+    from .conftest import write_jsonl
+
+    data = write_jsonl(tmp_path / "t.jsonl", [{"text": t, "layer": l} for t, l in TINY])
+
+    def head(name, **seeds):
+        result = train(data, data, tmp_path / name,
+                       TrainConfig(epochs=1, batch_size=4, max_length=32, learning_rate=1e-4, calibrate=False, **seeds),
+                       progress=False)
+        assert json.loads((result.output_dir / "training.json").read_text())["config"]["data_seed"] == seeds.get("data_seed")
+        return load_file(result.output_dir / "model.safetensors")["classifier.weight"]
+
+    plain, other_order, other_seed = head("a", seed=3), head("b", seed=3, data_seed=7), head("c", seed=4)
+    moved = (plain - other_order).abs().max().item()
+    assert moved > 0  # the data seed changed the run
+    assert moved < (plain - other_seed).abs().max().item() / 10
+
+
 def test_refuses_to_overwrite_without_force(tiny_model, tiny_file):
     with pytest.raises(DisclosureError, match="already exists"):
         train(tiny_file, tiny_file, tiny_model, TrainConfig(epochs=1), progress=False)

@@ -24,6 +24,7 @@ def train(
     learning_rate: Annotated[float, typer.Option("--learning-rate", "--lr")] = 8e-5,
     patience: Annotated[int, typer.Option(min=1, help="Epochs without dev improvement before stopping.")] = 2,
     seed: int = 13,
+    data_seed: Annotated[Optional[int], typer.Option("--data-seed", help="Seed of the batch order and dropout only (default: --seed). Runs with one --seed and several --data-seed can be averaged with scripts/average_models.py.")] = None,
     max_length: Annotated[int, typer.Option(min=8)] = 256,
     train_embeddings: Annotated[bool, typer.Option("--train-embeddings", help="Also train the word embeddings.")] = False,
     compact: Annotated[bool, typer.Option("--compact", help="Write the small shipped form (fp16, embeddings from the base package).")] = False,
@@ -42,7 +43,7 @@ def train(
     from ..model.training import TrainConfig, train as run_training
 
     config = TrainConfig(
-        epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, patience=patience, seed=seed,
+        epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, patience=patience, seed=seed, data_seed=data_seed,
         max_length=max_length, freeze_embeddings=not train_embeddings, real_weight=real_weight, calibrate=calibrate,
         calibration_method=calibration, crowd_weight=crowd_weight,
     )

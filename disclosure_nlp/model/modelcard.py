@@ -62,6 +62,7 @@ def _training_lines(training: dict) -> str:
     write (a model from elsewhere, recalibrated here) says so instead of failing."""
     try:
         config = training["config"]
+        data_seed = f" (data seed {config['data_seed']})" if config.get("data_seed") is not None else ""
         registers = ", ".join(f"{k} ({v})" for k, v in sorted(training["train"]["registers"].items()))
         return (
             f"- Base model: `{config['base_model']}` (word embeddings {'frozen' if config['freeze_embeddings'] else 'trained'})\n"
@@ -70,7 +71,7 @@ def _training_lines(training: dict) -> str:
             f"- Registers: {registers}\n"
             f"- Dev data: {_data(training['dev'])}, {training['dev']['rows']} messages\n"
             f"- Epochs run: {len(training['history'])} of {config['epochs']}, best epoch {training['best_epoch']} by {'the mean of dev and real-dev' if training.get('real') else 'dev'} macro-F1; "
-            f"batch {config['batch_size']}, learning rate {config['learning_rate']}, seed {config['seed']}, "
+            f"batch {config['batch_size']}, learning rate {config['learning_rate']}, seed {config['seed']}{data_seed}, "
             f"max length {config['max_length']} tokens\n"
             f"- Time: {training['seconds']} s on {training['environment']['machine']} ({training['environment']['device']}), "
             f"torch {training['environment']['torch']}, transformers {training['environment']['transformers']}\n"

@@ -43,6 +43,11 @@ class TrainConfig:
     patience: int = 2
     """Epochs without a better dev macro-F1 before stopping."""
     seed: int = 13
+    data_seed: int | None = None
+    """Seed of the batch order and the dropout draws (``None``: ``seed``). ``seed`` alone fixes
+    the new classification layer's starting weights, so runs that share it and differ here can
+    be averaged (``scripts/average_models.py``); runs of different seeds start from different
+    layers, and their average is worse than either."""
     max_length: int = 256
     freeze_embeddings: bool = True
     """Keep the word embeddings of the base model: rare words seen only at test time keep
@@ -266,7 +271,7 @@ def _fit(model, data: _Encoded, config: TrainConfig, device: str, progress: bool
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
     from transformers import get_linear_schedule_with_warmup
 
-    rng = random.Random(config.seed)
+    rng = random.Random(config.seed if config.data_seed is None else config.data_seed)
     steps_per_epoch = -(-len(data.train_ids) // config.batch_size)
     total_steps = steps_per_epoch * config.epochs
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -381,6 +386,8 @@ def train(
     model, tokenizer = _base_model(base_dir, config, device)
 
     data = _encode_all(tokenizer, config, train_set, dev_set, real_train, real_dev, weak)
+    if config.data_seed is not None:
+        seed_everything(config.data_seed)  # dropout draws; the classification layer is already made
     history, best_epoch, best_state, best_report, best_real_report = _fit(model, data, config, device, progress, on_epoch)
     model.load_state_dict(best_state)
     calibration = calibrate_model(model, data.real_dev_ids or data.dev_ids, data.real_dev_labels or data.dev_labels,
