@@ -21,8 +21,10 @@ Figures (``n/a`` when the corpus is absent):
 - CL-Aff OffMyChest: Spearman of depth with the crowd's information + emotional disclosure (0-2),
   and ROC-AUC for "any disclosure" (either crowd label 1), on every sentence whose Reddit post
   has no sentence in real-train;
-- real-test (the project's own labels of CL-Aff sentences, other posts): macro-F1, F1 per layer,
-  within-one, and the model's expected calibration error;
+- real-test (the project's own labels of CL-Aff sentences, other posts): macro-F1 with its 90%
+  bootstrap interval and the interval of its gap to the first system (``vs_first``: on 612
+  sentences a gap of a point or two is noise), F1 per layer, within-one, and the expected
+  calibration error;
 - therapist/MI helper turns: ROC-AUC of ``Self-Disclose`` against the 14 other MI codes;
 - ESConv supporter turns: ROC-AUC of ``Self-disclosure`` against the other strategies;
 - MINT (English tweets): Spearman with the annotated intimacy;
@@ -152,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     from disclosure_nlp.model.classifier import DisclosureClassifier
     from disclosure_nlp.model.data import load_labeled
     from disclosure_nlp.layers import expected_depth
-    from disclosure_nlp.model.metrics import compute_report
+    from disclosure_nlp.model.metrics import compute_report, macro_f1_interval
     from disclosure_nlp.model.realdata import default_labels_path, load_real, read_claff
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -198,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     systems.append(("tfidf", tfidf))
     gold_test = [LAYERS.index(x.layer) for x in real_test]
     results: list[SystemScores] = []
+    first_predicted = None
     for name, system in systems:
         scores = SystemScores(name if name != "None" else "default")
         print(f"scoring {scores.name} ...", file=sys.stderr)
@@ -207,6 +210,14 @@ def main(argv: list[str] | None = None) -> int:
         probs = np.asarray(system.predict_proba([x.text for x in real_test]))
         report = compute_report(gold_test, probs.argmax(axis=1).tolist(), [expected_depth(p) for p in probs])
         scores.figures["real_test_macro_f1"] = report.macro_f1
+        predicted = probs.argmax(axis=1).tolist()
+        interval = macro_f1_interval(gold_test, predicted)
+        scores.figures["real_test_macro_f1_low"], scores.figures["real_test_macro_f1_high"] = interval.low, interval.high
+        if first_predicted is None:
+            first_predicted = predicted
+        else:  # the gap to the first system, on the same resamples of real-test
+            gap = macro_f1_interval(gold_test, predicted, first_predicted)
+            scores.figures["real_test_vs_first_low"], scores.figures["real_test_vs_first_high"] = gap.low, gap.high
         for layer in LAYERS:
             scores.figures[f"real_test_f1_{layer}"] = report.per_layer[layer].f1
         scores.figures["real_test_within_one"] = report.within_one
@@ -244,7 +255,9 @@ def _print_table(results: list[SystemScores], rank_sets: list[RankSet], n_test: 
     table.add_column("figure")
     for system in results:
         table.add_column(system.name, justify="right")
-    names = [r.name for r in rank_sets] + ["real_test_macro_f1"] + [f"real_test_f1_{layer}" for layer in LAYERS] + [
+    names = [r.name for r in rank_sets] + ["real_test_macro_f1", "real_test_macro_f1_low", "real_test_macro_f1_high",
+                                           "real_test_vs_first_low", "real_test_vs_first_high"] + [
+        f"real_test_f1_{layer}" for layer in LAYERS] + [
         "real_test_within_one", "real_test_ece", "questions_none_share"]
     for name in names:
         cells = []

@@ -47,6 +47,11 @@ def test_evaluate_reports_model_and_baseline(tiny_model, tiny_file, tmp_path):
     payload = json.loads(out.read_text())
     assert payload["model"]["n"] == 8 and payload["baseline"]["n"] == 8
     assert sum(map(sum, payload["model"]["confusion"])) == 8
+    # how uncertain the figures are on 8 messages: wide intervals around them, in the output and the JSON
+    interval, gain = payload["macro_f1_interval"], payload["gain_interval"]
+    assert interval["low"] <= payload["model"]["macro_f1"] <= interval["high"] and interval["level"] == 0.9
+    assert gain["low"] <= payload["model"]["macro_f1"] - payload["baseline"]["macro_f1"] <= gain["high"]
+    assert f"90% bootstrap interval {interval['low']:.3f}-{interval['high']:.3f} (8 messages)" in result.output
     again = runner.invoke(app, ["evaluate", "--model", str(tiny_model), "--data", str(tiny_file), "-o", str(out)])
     assert again.exit_code == 2 and "--force" in again.output
 

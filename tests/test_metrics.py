@@ -41,3 +41,51 @@ def test_length_mismatch_and_empty_input_are_errors():
         compute_report([0, 1], [0])
     with pytest.raises(ValueError):
         compute_report([], [])
+
+
+def _noisy(seed: int, n: int, keep: float):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    gold = rng.integers(0, 4, n)
+    return gold, np.where(rng.random(n) < keep, gold, rng.integers(0, 4, n))
+
+
+def test_bootstrap_interval_brackets_macro_f1_and_narrows_with_more_messages():
+    from disclosure_nlp.model.metrics import macro_f1_interval
+
+    gold, predicted = _noisy(1, 200, 0.7)
+    point = compute_report(gold.tolist(), predicted.tolist()).macro_f1
+    small = macro_f1_interval(gold, predicted)
+    assert small.low < point < small.high and small.level == 0.9
+    assert macro_f1_interval(gold, predicted) == small  # seeded: the same figures each run
+    big_gold, big_predicted = _noisy(1, 2000, 0.7)
+    big = macro_f1_interval(big_gold, big_predicted)
+    assert big.high - big.low < (small.high - small.low) / 2
+    assert macro_f1_interval(gold, gold) == type(small)(1.0, 1.0, 0.9)
+
+
+def test_paired_interval_is_of_the_difference_on_the_same_resamples():
+    from disclosure_nlp.model.metrics import macro_f1_interval
+
+    gold, good = _noisy(2, 500, 0.9)
+    _, poor = _noisy(2, 500, 0.4)  # same gold draw, more noise
+    assert macro_f1_interval(gold, good, good) == type(macro_f1_interval(gold, good))(0.0, 0.0, 0.9)
+    gap = macro_f1_interval(gold, good, poor)
+    assert 0 < gap.low < gap.high
+    assert macro_f1_interval(gold, poor, good).high < 0
+    with pytest.raises(ValueError, match="as many"):
+        macro_f1_interval(gold, good, poor[:10])
+
+
+def test_bootstrap_scores_each_resample_as_compute_report_does():
+    """Layers absent from a resample's gold do not count, as in compute_report's macro-F1."""
+    import numpy as np
+
+    from disclosure_nlp.model.metrics import _macro_f1_from_counts
+
+    rng = np.random.default_rng(5)
+    for n in (3, 7, 40):
+        gold, predicted = rng.integers(0, 3, n), rng.integers(0, 4, n)  # core only ever predicted
+        expected = compute_report(gold.tolist(), predicted.tolist()).macro_f1
+        assert _macro_f1_from_counts(gold, predicted, 4) == pytest.approx(expected)

@@ -69,6 +69,10 @@ def evaluate(
         return
     typer.echo(f"data: {data}  model: {result.model_dir}" + (f"  backend: {backend}" if backend != "torch" else ""))
     typer.echo(format_report(result.model))
+    if result.macro_f1_interval is not None:
+        interval = result.macro_f1_interval
+        typer.echo(f"  macro-F1 {interval.level:.0%} bootstrap interval {interval.low:.3f}-{interval.high:.3f} "
+                   f"({result.model.n} messages)")
     if result.calibration is not None:
         typer.echo(f"  expected calibration error {result.calibration.ece:.3f} (mean confidence "
                    f"{result.calibration.mean_confidence:.3f}, accuracy {result.calibration.accuracy:.3f})"
@@ -76,4 +80,6 @@ def evaluate(
     if result.baseline:
         typer.echo(format_report(result.baseline))
         gain = result.model.macro_f1 - result.baseline.macro_f1
-        typer.echo(f"macro-F1 gain over the baseline: {gain * 100:+.1f} points")
+        typer.echo(f"macro-F1 gain over the baseline: {gain * 100:+.1f} points"
+                   + (f" ({result.gain_interval.level:.0%} bootstrap interval {result.gain_interval.low * 100:+.1f} to "
+                      f"{result.gain_interval.high * 100:+.1f})" if result.gain_interval is not None else ""))

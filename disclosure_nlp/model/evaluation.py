@@ -15,7 +15,7 @@ from .data import Columns, Source, load_labeled
 from .calibration import CalibrationReport, calibration_report
 from ..errors import DisclosureError
 from ..layers import LAYERS, expected_depth
-from .metrics import EvaluationReport, compute_report
+from .metrics import EvaluationReport, Interval, compute_report, macro_f1_interval
 
 
 @dataclass
@@ -28,6 +28,10 @@ class Evaluation:
     baseline_c: float | None = None
     calibration: CalibrationReport | None = None
     """How far the model's confidence is from its accuracy (expected calibration error)."""
+    macro_f1_interval: Interval | None = None
+    """90% bootstrap interval of the model's macro-F1 on these messages."""
+    gain_interval: Interval | None = None
+    """90% bootstrap interval of the model's macro-F1 minus the baseline's, on the same resamples."""
 
     def to_dict(self) -> dict:
         return {
@@ -38,6 +42,8 @@ class Evaluation:
             "baseline_train": self.baseline_train,
             "baseline_c": self.baseline_c,
             "calibration": self.calibration.to_dict() if self.calibration else None,
+            "macro_f1_interval": self.macro_f1_interval.to_dict() if self.macro_f1_interval else None,
+            "gain_interval": self.gain_interval.to_dict() if self.gain_interval else None,
         }
 
 
@@ -96,9 +102,10 @@ def evaluate(
 
 def _finish(steps, data, source_dir, texts, gold, probs, columns, with_baseline, baseline_train,
             baseline_split) -> Evaluation:
-    report = compute_report(gold, probs.argmax(axis=1).tolist(), [expected_depth(p) for p in probs], system="model")
+    predicted = probs.argmax(axis=1).tolist()
+    report = compute_report(gold, predicted, [expected_depth(p) for p in probs], system="model")
 
-    baseline_report, train_file, c = None, None, None
+    baseline_report, train_file, c, gain = None, None, None, None
     if with_baseline:
         train_file = Source(Path(baseline_train), baseline_split) if baseline_train else training_split_of(source_dir)
         if train_file is None:
@@ -116,8 +123,10 @@ def _finish(steps, data, source_dir, texts, gold, probs, columns, with_baseline,
             gold, base_probs.argmax(axis=1).tolist(), [expected_depth(p) for p in base_probs], system="tfidf-baseline"
         )
         c = baseline.c
+        gain = macro_f1_interval(gold, predicted, base_probs.argmax(axis=1).tolist())
     return Evaluation(str(data), str(source_dir), report, baseline_report, str(train_file) if train_file else None, c,
-                      calibration=calibration_report(probs, gold))
+                      calibration=calibration_report(probs, gold), macro_f1_interval=macro_f1_interval(gold, predicted),
+                      gain_interval=gain)
 
 
 class _Steps:
