@@ -8,7 +8,9 @@ cost in size or speed, because it is still one model of the same shape.
     python scripts/average_models.py models/default runs/all-real -o runs/soup [--weights 0.5,0.5]
 
 The models must share the base model and architecture (same tensor names and shapes), which
-every `disclosure train` run from the same base does. Each input may be compact (the shipped
+every `disclosure train` run from the same base does, and the same `--seed` (recorded in
+their `training.json`; `--any-seed` overrides), which fixes the new classification layer's
+starting weights; runs that differ in `--data-seed` average well. Each input may be compact (the shipped
 form) or full. The output is a full directory with the first model's config and tokenizer, the
 averaged `model.safetensors` (with `--compact`, the shipped compact form), and a `training.json`
 that names its ingredients; run
@@ -40,9 +42,12 @@ from disclosure_nlp.model.modelstore import (  # noqa: E402
 )
 
 
-def average(models: list[Path], weights: list[float], output: Path, *, force: bool = False, compact: bool = False) -> Path:
+def average(models: list[Path], weights: list[float], output: Path, *, force: bool = False, compact: bool = False,
+            any_seed: bool = False) -> Path:
     """Write the weighted average of ``models`` to ``output`` (in the shipped compact form with
-    ``compact``); returns it."""
+    ``compact``); returns it. Runs trained with different ``--seed`` are refused unless
+    ``any_seed``: their classification layers start from different random draws, and their
+    average was measured worse than either run (README, Real text)."""
     import torch
     from safetensors.torch import load_file, save_file
 
@@ -55,6 +60,16 @@ def average(models: list[Path], weights: list[float], output: Path, *, force: bo
     enforce_offline()
     total = sum(weights)
     folders = [resolve_model_dir(m) for m in models]
+    records = [read_json_file(f / "training.json") if (f / "training.json").exists() else {} for f in folders]
+    seeds = [(r.get("config") or {}).get("seed") for r in records]
+    if not any_seed:
+        known = [(m, s) for m, s in zip(models, seeds) if s is not None]
+        for model, seed in known[1:]:
+            if seed != known[0][1]:
+                raise DisclosureError(
+                    f"{model}: trained with --seed {seed}, {known[0][0]} with --seed {known[0][1]}; runs of different "
+                    "seeds start from different classification layers and average badly. Average runs of one "
+                    "--seed (vary --data-seed instead), or pass --any-seed")
     states = [load_file(str(f / FULL_WEIGHTS)) for f in folders]
     names = set(states[0])
     for model, state in zip(models[1:], states[1:]):
@@ -72,7 +87,6 @@ def average(models: list[Path], weights: list[float], output: Path, *, force: bo
             averaged[name] = mixed.to(states[0][name].dtype).contiguous()
         else:  # an integer buffer that differs (position ids never do in runs of one base): the first run's
             averaged[name] = states[0][name]
-    records = [read_json_file(f / "training.json") if (f / "training.json").exists() else {} for f in folders]
     training = {
         **records[0],
         "averaged_from": [{"model": str(m), "weight": w / total, "real": r.get("real"), "best_epoch": r.get("best_epoch")}
@@ -104,10 +118,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights", default=None, help="Comma-separated weights, one per model (default: equal).")
     parser.add_argument("--force", action="store_true", help="Replace --output if it exists.")
     parser.add_argument("--compact", action="store_true", help="Write the compact form (as models/default is shipped).")
+    parser.add_argument("--any-seed", action="store_true", help="Average runs trained with different --seed too.")
     args = parser.parse_args(argv)
     weights = [float(w) for w in args.weights.split(",")] if args.weights else [1.0] * len(args.models)
     try:
-        written = average(args.models, weights, args.output, force=args.force, compact=args.compact)
+        written = average(args.models, weights, args.output, force=args.force, compact=args.compact,
+                          any_seed=args.any_seed)
     except DisclosureError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

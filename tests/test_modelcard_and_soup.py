@@ -8,6 +8,7 @@ of every weight, refuse models of different shapes, and write a folder that load
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -100,3 +101,22 @@ def test_tensors_equal_in_every_ingredient_stay_bit_equal(tiny_model: Path, tmp_
     assert averaged[frozen].equal(original[frozen])
     moved = next(n for n, t in original.items() if t.is_floating_point() and n != frozen)
     assert (averaged[moved] - (original[moved] + 1.0)).abs().max().item() < 1e-5
+
+
+def test_average_refuses_runs_of_different_seeds_unless_told(tiny_model: Path, tmp_path: Path, load_script) -> None:
+    """Their classification layers start from different draws; the README measured such averages worse."""
+    module = load_script("average_models")
+    other = tmp_path / "seed4"
+    shutil.copytree(tiny_model, other)
+    training = json.loads((other / "training.json").read_text())
+    training["config"].update(seed=4, data_seed=None)
+    (other / "training.json").write_text(json.dumps(training))
+    with pytest.raises(DisclosureError, match=r"seed4: trained with --seed 4, .* with --seed 3;.*--any-seed"):
+        module.average([tiny_model, other], [1.0, 1.0], tmp_path / "soup")
+    assert not (tmp_path / "soup").exists()
+    assert module.main([str(tiny_model), str(other), "-o", str(tmp_path / "soup")]) == 1
+    assert module.main([str(tiny_model), str(other), "-o", str(tmp_path / "soup"), "--any-seed"]) == 0
+
+    training["config"].update(seed=3, data_seed=9)  # another batch order, the same starting layer
+    (other / "training.json").write_text(json.dumps(training))
+    assert module.average([tiny_model, other], [1.0, 1.0], tmp_path / "soup2").is_dir()
