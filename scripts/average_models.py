@@ -10,7 +10,7 @@ cost in size or speed, because it is still one model of the same shape.
 The models must share the base model and architecture (same tensor names and shapes), which
 every `disclosure train` run from the same base does, and the same `--seed` (recorded in
 their `training.json`; `--any-seed` overrides), which fixes the new classification layer's
-starting weights; runs that differ in `--data-seed` average well. Each input may be compact (the shipped
+starting weights; runs that differ only in `--data-seed` can be averaged. Each input may be compact (the shipped
 form) or full. The output is a full directory with the first model's config and tokenizer, the
 averaged `model.safetensors` (with `--compact`, the shipped compact form), and a `training.json`
 that names its ingredients; run
