@@ -123,3 +123,33 @@ def opened_files(monkeypatch) -> list[CountingRaw]:
 
     monkeypatch.setattr(transcripts, "_open_raw", counting_open)
     return opened
+
+
+CLAFF_COLUMNS = ["sentenceid", "author", "nchar", "created_utc", "score", "subreddit", "label", "full_text", "wordcount",
+                 "id", "Emotional_disclosure", "Information_disclosure", "Support", "General_support", "Info_support",
+                 "Emo_support"]
+
+
+@pytest.fixture
+def fake_claff():
+    """A made-up CL-Aff CSV (TINY's messages three times, crowd labels from the layer) and the
+    project's labels of it: two thirds real-train, one third real-test. Returns (CSV, labels)."""
+    import csv
+
+    def make(folder: Path) -> tuple[Path, Path]:
+        folder.mkdir(parents=True, exist_ok=True)
+        rows, labels = [], []
+        for i, (text, layer) in enumerate(TINY * 3):
+            post, split = ("train-post", "train") if i < len(TINY) * 2 else ("test-post", "test")
+            crowd = str(int(layer != "none"))
+            rows.append({**dict.fromkeys(CLAFF_COLUMNS, "0"), "sentenceid": str(i), "full_text": f"{text} ({i})",
+                         "id": post, "Emotional_disclosure": crowd, "Information_disclosure": crowd})
+            labels.append({"sentenceid": str(i), "post": post, "layer": layer, "split": split})
+        csv_path = folder / "labeled_training_set.csv"
+        with csv_path.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, CLAFF_COLUMNS)
+            writer.writeheader()
+            writer.writerows(rows)
+        return csv_path, write_jsonl(folder / "labels.jsonl", labels)
+
+    return make

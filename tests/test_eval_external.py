@@ -1,31 +1,15 @@
 """scripts/eval_external.py end to end on a made-up CL-Aff file (the real one is not needed)."""
 
-import csv
 import json
 
 from .conftest import TINY, write_jsonl
 
-COLUMNS = ["sentenceid", "author", "nchar", "created_utc", "score", "subreddit", "label", "full_text", "wordcount",
-           "id", "Emotional_disclosure", "Information_disclosure", "Support", "General_support", "Info_support",
-           "Emo_support"]
 
-
-def test_real_test_macro_f1_comes_with_its_interval_and_the_gap_to_the_first_system(tmp_path, tiny_model, load_script):
+def test_real_test_macro_f1_comes_with_its_interval_and_the_gap_to_the_first_system(tmp_path, tiny_model, load_script,
+                                                                                   fake_claff):
     module = load_script("eval_external")
-    data = tmp_path / "data"
-    (data / "claff-offmychest").mkdir(parents=True)
-    rows, labels = [], []
-    for i, (text, layer) in enumerate(TINY * 3):
-        post, split = ("train-post", "train") if i < len(TINY) * 2 else ("test-post", "test")
-        crowd = int(layer != "none")
-        rows.append({**dict.fromkeys(COLUMNS, "0"), "sentenceid": str(i), "full_text": f"{text} ({i})", "id": post,
-                     "Emotional_disclosure": str(crowd), "Information_disclosure": str(crowd)})
-        labels.append({"sentenceid": str(i), "post": post, "layer": layer, "split": split})
-    with (data / "claff-offmychest" / "labeled_training_set.csv").open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-    label_file = write_jsonl(tmp_path / "labels.jsonl", labels)
+    csv_path, label_file = fake_claff(tmp_path / "data" / "claff-offmychest")
+    data = csv_path.parents[1]
     team = write_jsonl(tmp_path / "team.jsonl", [{"text": t, "layer": l} for t, l in TINY])
     out = tmp_path / "external.json"
 

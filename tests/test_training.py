@@ -195,3 +195,49 @@ def test_bad_training_data_is_reported_before_pytorch_is_imported(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "ERROR" in out and "line 2" in out and "deep" in out, out
     assert "torch imported: False" in out, out
+
+
+def test_real_layer_weights_repeat_that_layer_after_the_rest():
+    from disclosure_nlp.model.training import weight_real_layers
+
+    real = [("a", 0), ("b", 3), ("c", 1), ("d", 3)]
+    assert weight_real_layers(real, None) == real
+    assert weight_real_layers(real, {"core": 3}) == real + [("b", 3), ("d", 3)] * 2
+    assert weight_real_layers(real, {"surface": 2, "core": 2}) == real + [("c", 1), ("b", 3), ("d", 3)]
+    with pytest.raises(DisclosureError, match="unknown layer.*deep"):
+        weight_real_layers(real, {"deep": 2})
+    with pytest.raises(DisclosureError, match="at least 1"):
+        weight_real_layers(real, {"core": 0})
+
+
+def test_real_layer_weights_are_checked_before_any_work(tiny_file, tmp_path):
+    from typer.testing import CliRunner
+
+    from disclosure_nlp.cli import app
+
+    runner = CliRunner()
+    base = ["train", "--train", str(tiny_file), "--dev", str(tiny_file), "-o", str(tmp_path / "m")]
+    for flags, message in ((["--real-layer-weight", "core=lots"], "LAYER=N"),
+                           (["--real-layer-weight", "core=4"], "needs real_csv (--real-csv"),
+                           (["--real-layer-weight", "deep=2", "--real-csv", str(tiny_file)], "unknown layer")):
+        result = runner.invoke(app, base + flags)
+        assert result.exit_code == 2 and message in result.output, result.output
+    assert not (tmp_path / "m").exists()
+
+
+def test_real_layer_weights_reach_training_and_its_record(tmp_path, tiny_file, fake_claff):
+    csv_path, labels = fake_claff(tmp_path / "claff")
+    result = train(tiny_file, tiny_file, tmp_path / "m",
+                   TrainConfig(epochs=1, batch_size=4, max_length=32, calibrate=False, real_weight=1,
+                               real_layer_weights={"core": 3}),
+                   progress=False, real_csv=csv_path, real_labels=labels)
+    real_train = 2 * len(TINY)
+    real_core = 2 * sum(layer == "core" for _, layer in TINY)
+    assert result.train_size == len(TINY) + real_train + 2 * real_core
+    training = json.loads((result.output_dir / "training.json").read_text())
+    assert training["real"]["train"] == real_train
+    assert training["real"]["views_per_epoch"] == real_train + 2 * real_core
+    assert training["real"]["layer_weights"] == {"core": 3}
+    assert training["train"]["layers"]["core"] == sum(layer == "core" for _, layer in TINY) + 3 * real_core
+    assert f"{real_train} sentences of the CL-Aff" in (result.output_dir / "README.md").read_text()
+    assert "those labeled `core` 3× as often" in (result.output_dir / "README.md").read_text()

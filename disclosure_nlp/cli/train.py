@@ -31,6 +31,7 @@ def train(
     real_csv: Annotated[Optional[Path], typer.Option("--real-csv", help="The public CL-Aff OffMyChest labeled_training_set.csv: the project's labels of its sentences (data/real/claff_labels.jsonl) are joined with it; real-train is trained on, real-dev picks the epoch and fits the calibration.")] = None,
     real_labels: Annotated[Optional[Path], typer.Option("--real-labels", help="Labels by sentence id to join with --real-csv (default: the project's data/real/claff_labels.jsonl).")] = None,
     real_weight: Annotated[int, typer.Option("--real-weight", min=1, help="Times each real training sentence is seen per epoch.")] = 2,
+    real_layer_weight: Annotated[Optional[list[str]], typer.Option("--real-layer-weight", help="With --real-csv: LAYER=N sees real-train sentences of LAYER N times as often (repeatable), e.g. core=4.")] = None,
     crowd_weight: Annotated[float, typer.Option("--crowd-weight", min=0.0, help="With --real-csv: loss weight of the CL-Aff crowd labels as weak supervision on the unlabeled sentences of real-train posts (0: off).")] = 0.0,
     calibrate: Annotated[bool, typer.Option("--calibrate/--no-calibrate", help="Fit a calibration on real-dev (else dev) and fold it into the model.")] = True,
     calibration: Annotated[str, typer.Option("--calibration", help="Calibration method: vector (a scale and a bias per layer) or temperature (one number; labels unchanged).")] = "vector",
@@ -42,10 +43,14 @@ def train(
     from ..model.data import Columns
     from ..model.training import TrainConfig, train as run_training
 
+    try:
+        layer_weights = _layer_weights(real_layer_weight or [])
+    except DisclosureError as err:
+        _fail(err)
     config = TrainConfig(
         epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, patience=patience, seed=seed, data_seed=data_seed,
         max_length=max_length, freeze_embeddings=not train_embeddings, real_weight=real_weight, calibrate=calibrate,
-        calibration_method=calibration, crowd_weight=crowd_weight,
+        calibration_method=calibration, crowd_weight=crowd_weight, real_layer_weights=layer_weights or None,
     )
     if base_model:
         config.base_model = base_model
@@ -82,3 +87,13 @@ def train(
         f"wrote {output}: best epoch {result.best_epoch}/{len(result.history)}, dev macro-F1 "
         f"{result.dev_report.macro_f1:.3f}, {result.seconds:.0f} s"
     )
+
+
+def _layer_weights(pairs: list[str]) -> dict[str, int]:
+    weights: dict[str, int] = {}
+    for pair in pairs:
+        layer, _, count = pair.partition("=")
+        if not count.strip().isdigit():
+            raise DisclosureError(f"--real-layer-weight {pair!r}: write LAYER=N with a whole number N, e.g. core=4")
+        weights[layer.strip()] = int(count)
+    return weights

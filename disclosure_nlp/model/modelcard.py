@@ -57,6 +57,11 @@ def _calibration_line(calibration: dict) -> str:
     return line + "\n"
 
 
+def _layer_weights(real: dict) -> str:
+    weights = real.get("layer_weights") or {}
+    return "".join(f", those labeled `{layer}` {n}× as often" for layer, n in weights.items())
+
+
 def _training_lines(training: dict) -> str:
     """How the model was trained, from its training.json; a folder that `disclosure train` did not
     write (a model from elsewhere, recalibrated here) says so instead of failing."""
@@ -116,7 +121,7 @@ def render_model_card(name: str, training: dict, metrics: dict) -> str:
             f"- Real training data: {real['train']} sentences of the CL-Aff OffMyChest corpus (Jaidka et al., "
             f"AffCon @ AAAI 2020; Reddit r/offmychest and r/CasualConversation; CC BY 4.0, credit to its authors), "
             f"labeled by the disclosure_nlp team to this codebook (two independent passes, then adjudication), "
-            f"each seen {real['weight']}× per epoch; {real['dev']} more (real-dev, other Reddit posts) pick the epoch "
+            f"each seen {real['weight']}× per epoch{_layer_weights(real)}; {real['dev']} more (real-dev, other Reddit posts) pick the epoch "
             f"with the dev set. Only ids and labels ship with the project (`data/real/claff_labels.jsonl`); the text "
             f"is read from the public CSV.\n"
         )
