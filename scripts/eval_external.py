@@ -30,6 +30,12 @@ Figures (``n/a`` when the corpus is absent):
 - MINT (English tweets): Spearman with the annotated intimacy;
 - question intimacy: the share of the 2,397 questions labeled ``none`` (a question reveals
   nothing about its asker).
+
+Two selection figures come last: real-dev macro-F1 (with the interval of its gap to the first
+system) and the team test split's macro-F1. Real-dev is not held out (training picks its best
+epoch on it and ``disclosure calibrate`` fits on it), so it is for choosing between candidate
+models, never for reporting; it is here so that such a choice can be made, and checked, from
+this one command rather than a side script.
 """
 
 from __future__ import annotations
@@ -162,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, action="append", help="model directory (repeat to compare); default: the shipped model")
     parser.add_argument("--labels", type=Path, default=default_labels_path(), help="the project's CL-Aff labels")
     parser.add_argument("--train", type=Path, default=ROOT / "data" / "train.jsonl", help="team-written train split, for TF-IDF")
+    parser.add_argument("--test", type=Path,
+                        help="team-written test split, for the selection figure; default: data/test.jsonl when present")
     parser.add_argument("--real-weight", type=int, default=2, help="times real-train is repeated for TF-IDF, as in training")
     parser.add_argument("--json", type=Path, help="also write every figure here")
     parser.add_argument("--plots", type=Path, help="write a reliability diagram per model on real-test here")
@@ -173,6 +181,10 @@ def main(argv: list[str] | None = None) -> int:
     real = load_real(claff_csv, labels_path=args.labels)
     real_train = [x for x in real if x.split == "train"]
     real_test = [x for x in real if x.split == "test"]
+    real_dev = [x for x in real if x.split == "dev"]
+    default_test = ROOT / "data" / "test.jsonl"
+    test_path = args.test or (default_test if default_test.is_file() else None)
+    team_test = load_labeled(test_path) if test_path is not None else None  # a named file must exist
     train_posts = {x.post_id for x in real_train}
     held_out = [s for s in read_claff(claff_csv) if s.text.strip() and s.post_id not in train_posts]
 
@@ -201,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     gold_test = [LAYERS.index(x.layer) for x in real_test]
     results: list[SystemScores] = []
     first_predicted = None
+    first_dev = None
+    gold_dev = [LAYERS.index(x.layer) for x in real_dev]
     for name, system in systems:
         scores = SystemScores(name if name != "None" else "default")
         print(f"scoring {scores.name} ...", file=sys.stderr)
@@ -227,6 +241,18 @@ def main(argv: list[str] | None = None) -> int:
             args.plots.mkdir(parents=True, exist_ok=True)
             safe = re.sub(r"[^\w.-]+", "_", scores.name).strip("_") or "model"
             reliability_diagram(calib, args.plots / f"reliability_{safe}.png", title=f"{scores.name} on real-test")
+        if real_dev:
+            dev_predicted = np.asarray(system.predict_proba([x.text for x in real_dev])).argmax(axis=1).tolist()
+            scores.figures["real_dev_macro_f1"] = compute_report(gold_dev, dev_predicted, [0.0] * len(gold_dev)).macro_f1
+            if first_dev is None:
+                first_dev = dev_predicted
+            else:
+                gap = macro_f1_interval(gold_dev, dev_predicted, first_dev)
+                scores.figures["real_dev_vs_first_low"], scores.figures["real_dev_vs_first_high"] = gap.low, gap.high
+        if team_test is not None:
+            team_gold = [int(v) for v in team_test["label"]]
+            team_predicted = np.asarray(system.predict_proba(list(team_test["text"]))).argmax(axis=1).tolist()
+            scores.figures["team_test_macro_f1"] = compute_report(team_gold, team_predicted, [0.0] * len(team_gold)).macro_f1
         if questions:
             labels = np.asarray(system.predict_proba(questions)).argmax(axis=1)
             scores.figures["questions_none_share"] = float((labels == 0).mean())
@@ -237,28 +263,30 @@ def main(argv: list[str] | None = None) -> int:
         pronouns.figures[rank.name] = rank_figure(rank.metric, rank.gold, [pronoun_rate(t) for t in rank.texts])
     results.append(pronouns)
 
-    _print_table(results, rank_sets, len(real_test), len(questions))
+    _print_table(results, rank_sets, len(real_test), len(questions), len(real_dev))
     if args.json:
         args.json.write_text(json.dumps({
             "real_test_n": len(real_test),
+            "real_dev_n": len(real_dev),
             "sets": {r.name: {"n": len(r.texts), "metric": r.metric, "note": r.note} for r in rank_sets},
             "systems": {s.name: s.figures for s in results},
         }, indent=2) + "\n")
     return 0
 
 
-def _print_table(results: list[SystemScores], rank_sets: list[RankSet], n_test: int, n_questions: int) -> None:
+def _print_table(results: list[SystemScores], rank_sets: list[RankSet], n_test: int, n_questions: int, n_dev: int) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"External checks (real-test n={n_test}, questions n={n_questions})")
+    table = Table(title=f"External checks (real-test n={n_test}, questions n={n_questions}; selection only: real-dev n={n_dev})")
     table.add_column("figure")
     for system in results:
         table.add_column(system.name, justify="right")
     names = [r.name for r in rank_sets] + ["real_test_macro_f1", "real_test_macro_f1_low", "real_test_macro_f1_high",
                                            "real_test_vs_first_low", "real_test_vs_first_high"] + [
         f"real_test_f1_{layer}" for layer in LAYERS] + [
-        "real_test_within_one", "real_test_ece", "questions_none_share"]
+        "real_test_within_one", "real_test_ece", "questions_none_share",
+        "real_dev_macro_f1", "real_dev_vs_first_low", "real_dev_vs_first_high", "team_test_macro_f1"]
     for name in names:
         cells = []
         for system in results:
