@@ -29,6 +29,7 @@ _EXPORTS = {
     "annotate": "annotate",
     "AnnotationSummary": "records",
     "evaluate": "model.evaluation",
+    "evaluate_real": "model.evaluation",
     "train": "model.training",
     "TrainConfig": "model.training",
     "read_messages": "io.transcripts",
@@ -48,7 +49,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .model.classifier import DisclosureClassifier, Prediction
     from .integrations.convokit_transformer import DisclosureTransformer
     from .errors import DataError, DisclosureError, ModelError
-    from .model.evaluation import evaluate
+    from .model.evaluation import evaluate, evaluate_real
     from .integrations.frame import analyze_frame, annotate_frame
     from .layers import LAYERS
     from .analysis.reciprocity import ConversationReciprocity, LabeledMessage, analyze_conversation

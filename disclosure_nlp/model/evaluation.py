@@ -100,8 +100,57 @@ def evaluate(
     return result
 
 
+def evaluate_real(
+    model: str | os.PathLike[str] | None,
+    claff_csv: str | os.PathLike[str],
+    *,
+    split: str = "test",
+    labels_path: str | os.PathLike[str] | None = None,
+    baseline_train: str | os.PathLike[str] | None = None,
+    baseline_split: str | None = None,
+    with_baseline: bool = True,
+    batch_size: int = 32,
+    classifier=None,
+    backend: str = "torch",
+    progress: bool = False,
+) -> Evaluation:
+    """Evaluate on one split of the project's labeled CL-Aff sentences, read from the user's CSV.
+
+    Why not ``evaluate(data=...)``: the corpus text may not be copied into a labeled file that
+    ships, so the labels (ids only) are joined with the public CSV at run time, as training does.
+    The baseline is fitted on what the model was fitted on: its team-written split, plus, when
+    its ``training.json`` records real training data, real-train repeated as often as it was
+    (``real.weight``), so the gap to it is what the transformer adds, not what more data adds.
+    """
+    from .classifier import DisclosureClassifier
+    from .modelstore import check_model_dir, default_model_dir
+    from .realdata import default_labels_path, load_real
+
+    if baseline_split is not None and baseline_train is None:
+        raise DisclosureError("--baseline-split names a split of --baseline-train, which was not given")
+    labels = Path(labels_path) if labels_path is not None else default_labels_path()
+    examples = load_real(claff_csv, split=split, labels_path=labels)
+    if not examples:
+        raise DisclosureError(f"{labels}: no sentence is labeled for split {split!r}")
+    texts, gold = [x.text for x in examples], [LAYERS.index(x.layer) for x in examples]
+    source_dir = check_model_dir(default_model_dir() if model is None else model)
+    extra: tuple[list[str], list[int]] = ([], [])
+    record = source_dir / "training.json"
+    real = json.loads(record.read_text()).get("real") if record.exists() else None
+    if with_baseline and real:
+        weight = int(real.get("weight", 1))
+        train = load_real(claff_csv, split="train", labels_path=labels)
+        extra = ([x.text for x in train] * weight, [LAYERS.index(x.layer) for x in train] * weight)
+    with _Steps(progress) as steps:
+        steps.start("loading the model")
+        classifier = classifier or DisclosureClassifier.load(source_dir, backend=backend)
+        probs = steps.label(classifier, texts, batch_size)
+        return _finish(steps, f"{claff_csv} (real-{split}, labels {labels})", source_dir, texts, gold, probs,
+                       Columns(), with_baseline, baseline_train, baseline_split, extra_train=extra)
+
+
 def _finish(steps, data, source_dir, texts, gold, probs, columns, with_baseline, baseline_train,
-            baseline_split) -> Evaluation:
+            baseline_split, extra_train: tuple[list[str], list[int]] = ([], [])) -> Evaluation:
     predicted = probs.argmax(axis=1).tolist()
     report = compute_report(gold, predicted, [expected_depth(p) for p in probs], system="model")
 
@@ -116,15 +165,20 @@ def _finish(steps, data, source_dir, texts, gold, probs, columns, with_baseline,
         from .baseline import TfidfBaseline
 
         train_set = load_labeled(train_file.path, columns, split=train_file.split, split_option="--baseline-split")
-        steps.start(f"TF-IDF baseline on {len(train_set)} messages (--no-baseline skips it)")
-        baseline = TfidfBaseline.fit(train_set["text"], train_set["label"])
+        train_texts = list(train_set["text"]) + extra_train[0]
+        train_labels = list(train_set["label"]) + extra_train[1]
+        steps.start(f"TF-IDF baseline on {len(train_texts)} messages (--no-baseline skips it)")
+        baseline = TfidfBaseline.fit(train_texts, train_labels)
         base_probs = baseline.predict_proba(texts)
         baseline_report = compute_report(
             gold, base_probs.argmax(axis=1).tolist(), [expected_depth(p) for p in base_probs], system="tfidf-baseline"
         )
         c = baseline.c
         gain = macro_f1_interval(gold, predicted, base_probs.argmax(axis=1).tolist())
-    return Evaluation(str(data), str(source_dir), report, baseline_report, str(train_file) if train_file else None, c,
+    baseline_name = None
+    if train_file:
+        baseline_name = str(train_file) + (f" + {len(extra_train[0])} real-train sentences" if extra_train[0] else "")
+    return Evaluation(str(data), str(source_dir), report, baseline_report, baseline_name, c,
                       calibration=calibration_report(probs, gold), macro_f1_interval=macro_f1_interval(gold, predicted),
                       gain_interval=gain)
 

@@ -142,9 +142,19 @@ def render_model_card(name: str, training: dict, metrics: dict) -> str:
                         + metrics_table(metrics["real_dev"]) + "\n")
     for label, evaluation in metrics.get("evaluations", {}).items():
         sections.append(f"### {label}\n\n" + metrics_table(evaluation["model"]) + "\n")
+        extras = []
+        if evaluation.get("macro_f1_interval"):
+            interval = evaluation["macro_f1_interval"]
+            extras.append(f"macro-F1 {interval['level']:.0%} bootstrap interval {interval['low']:.3f}-{interval['high']:.3f}")
+        if evaluation.get("calibration"):
+            extras.append(f"expected calibration error {evaluation['calibration']['ece']:.3f}")
+        if extras:
+            line = "; ".join(extras)
+            sections.append(line[0].upper() + line[1:] + ".\n")
         if evaluation.get("baseline"):
+            trained_on = f" (fitted on {evaluation['baseline_train']})" if evaluation.get("baseline_train") else ""
             sections.append(
-                f"TF-IDF + logistic-regression baseline on the same data: macro-F1 "
+                f"TF-IDF + logistic-regression baseline{trained_on}, on the same messages: macro-F1 "
                 f"{evaluation['baseline']['macro_f1']:.3f}, accuracy {evaluation['baseline']['accuracy']:.3f}.\n"
             )
     sections += [
