@@ -145,7 +145,8 @@ def evaluate_real(
         steps.start("loading the model")
         classifier = classifier or DisclosureClassifier.load(source_dir, backend=backend)
         probs = steps.label(classifier, texts, batch_size)
-        return _finish(steps, f"{claff_csv} (real-{split}, labels {labels})", source_dir, texts, gold, probs,
+        shown = labels if labels_path is not None else "the project's data/real/claff_labels.jsonl"
+        return _finish(steps, f"{claff_csv} (real-{split}, labels {shown})", source_dir, texts, gold, probs,
                        Columns(), with_baseline, baseline_train, baseline_split, extra_train=extra)
 
 
