@@ -80,3 +80,14 @@ def test_data_and_real_csv_are_one_choice(tiny_model, extra, message):
     result = runner.invoke(app, ["evaluate", "--model", str(tiny_model), *extra])
     assert result.exit_code == 2
     assert message in result.output
+
+
+def test_a_recorded_evaluation_does_not_name_this_machine(real_trained_copy, tmp_path, fake_claff):
+    """metrics.json ships inside model folders: the folder it lives in is not worth an absolute path."""
+    csv_path, labels = fake_claff(tmp_path / "claff")
+    result = runner.invoke(app, ["evaluate", "--model", str(real_trained_copy), "--real-csv", str(csv_path),
+                                 "--real-labels", str(labels), "--no-baseline", "--record", "real-test"])
+    assert result.exit_code == 0, result.output
+    recorded = json.loads((real_trained_copy / "metrics.json").read_text())["evaluations"]["real-test"]
+    assert "model_dir" not in recorded
+    assert str(real_trained_copy) not in json.dumps(recorded)

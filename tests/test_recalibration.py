@@ -54,6 +54,7 @@ def test_calibrate_folds_the_fitted_map_and_records_it(tiny_model: Path, tmp_pat
 
     record = json.loads((out / "training.json").read_text())["calibration"]
     assert record["method"] == "vector" and record["n"] == 24 and record["after"]["method"] == "vector"
+    assert record["labels"] == str(labels)  # the labels file as named, so the fit can be redone
     texts = [t for t, _ in TINY]
     before, after = _logits(tiny_model, texts), _logits(out, texts)
     expected = before * np.array(record["scales"]) + np.array(record["biases"])

@@ -236,7 +236,9 @@ def record_evaluation(model_dir: str | os.PathLike[str], label: str, evaluation:
     directory = Path(model_dir)
     metrics_path, training_path = directory / "metrics.json", directory / "training.json"
     metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
-    metrics.setdefault("evaluations", {})[label] = evaluation.to_dict()
+    entry = evaluation.to_dict()
+    entry.pop("model_dir")  # the folder it is written into; an absolute path would name this machine in a shipped file
+    metrics.setdefault("evaluations", {})[label] = entry
     metrics_path.write_text(json.dumps(metrics, indent=2) + "\n")
     if training_path.exists():  # the card says what it cannot show (no dev figures of an averaged model)
         training = json.loads(training_path.read_text())
