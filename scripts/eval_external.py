@@ -141,6 +141,20 @@ def _questions(folder: Path) -> list[str]:
     return texts
 
 
+def labels_of(system, texts: list[str]) -> list[int]:
+    """Each text's most probable layer, from a model or the TF-IDF baseline alike."""
+    import numpy as np
+
+    return np.asarray(system.predict_proba(texts)).argmax(axis=1).tolist()
+
+
+def macro_f1(gold: list[int], predicted: list[int]) -> float:
+    """Macro-F1 alone, for the selection rows (no depth is scored there)."""
+    from disclosure_nlp.model.metrics import compute_report
+
+    return compute_report(gold, predicted, [0.0] * len(gold)).macro_f1
+
+
 def rank_figure(metric: str, gold, scores) -> float | None:
     from scipy.stats import spearmanr
     from sklearn.metrics import roc_auc_score
@@ -222,9 +236,9 @@ def main(argv: list[str] | None = None) -> int:
             probs = np.asarray(system.predict_proba(rank.texts))
             scores.figures[rank.name] = rank_figure(rank.metric, rank.gold, [expected_depth(p) for p in probs])
         probs = np.asarray(system.predict_proba([x.text for x in real_test]))
-        report = compute_report(gold_test, probs.argmax(axis=1).tolist(), [expected_depth(p) for p in probs])
-        scores.figures["real_test_macro_f1"] = report.macro_f1
         predicted = probs.argmax(axis=1).tolist()
+        report = compute_report(gold_test, predicted, [expected_depth(p) for p in probs])
+        scores.figures["real_test_macro_f1"] = report.macro_f1
         interval = macro_f1_interval(gold_test, predicted)
         scores.figures["real_test_macro_f1_low"], scores.figures["real_test_macro_f1_high"] = interval.low, interval.high
         if first_predicted is None:
@@ -242,8 +256,8 @@ def main(argv: list[str] | None = None) -> int:
             safe = re.sub(r"[^\w.-]+", "_", scores.name).strip("_") or "model"
             reliability_diagram(calib, args.plots / f"reliability_{safe}.png", title=f"{scores.name} on real-test")
         if real_dev:
-            dev_predicted = np.asarray(system.predict_proba([x.text for x in real_dev])).argmax(axis=1).tolist()
-            scores.figures["real_dev_macro_f1"] = compute_report(gold_dev, dev_predicted, [0.0] * len(gold_dev)).macro_f1
+            dev_predicted = labels_of(system, [x.text for x in real_dev])
+            scores.figures["real_dev_macro_f1"] = macro_f1(gold_dev, dev_predicted)
             if first_dev is None:
                 first_dev = dev_predicted
             else:
@@ -251,11 +265,10 @@ def main(argv: list[str] | None = None) -> int:
                 scores.figures["real_dev_vs_first_low"], scores.figures["real_dev_vs_first_high"] = gap.low, gap.high
         if team_test is not None:
             team_gold = [int(v) for v in team_test["label"]]
-            team_predicted = np.asarray(system.predict_proba(list(team_test["text"]))).argmax(axis=1).tolist()
-            scores.figures["team_test_macro_f1"] = compute_report(team_gold, team_predicted, [0.0] * len(team_gold)).macro_f1
+            scores.figures["team_test_macro_f1"] = macro_f1(team_gold, labels_of(system, list(team_test["text"])))
         if questions:
-            labels = np.asarray(system.predict_proba(questions)).argmax(axis=1)
-            scores.figures["questions_none_share"] = float((labels == 0).mean())
+            labels = labels_of(system, questions)
+            scores.figures["questions_none_share"] = labels.count(0) / len(labels)
         results.append(scores)
 
     pronouns = SystemScores("pronouns")

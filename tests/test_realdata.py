@@ -129,3 +129,11 @@ def test_shipped_labels_follow_from_the_two_passes_and_the_post_hash(load_script
     labels = read_labels(default_labels_path())
     assert [(x.sentence_id, x.layer) for x in labels] == [(r["sentenceid"], agreement.final_layer(r)) for r in passes]
     assert all(x.split == select.split_of(x.post_id) for x in labels)
+
+
+def test_model_records_name_the_shipped_labels_file_by_its_place_in_the_project(tmp_path):
+    from disclosure_nlp.model.realdata import default_labels_path, labels_name
+
+    assert labels_name(default_labels_path()) == "data/real/claff_labels.jsonl"
+    other = tmp_path / "claff_labels.jsonl"  # same file name, another folder: named as given
+    assert labels_name(other) == str(other)

@@ -123,30 +123,32 @@ def evaluate_real(
     (``real.weight``), so the gap to it is what the transformer adds, not what more data adds.
     """
     from .classifier import DisclosureClassifier
-    from .modelstore import check_model_dir, default_model_dir
-    from .realdata import default_labels_path, load_real
+    from .modelstore import check_model_dir, default_model_dir, read_json_file
+    from .realdata import REAL_SPLITS, default_labels_path, labels_name, load_real
 
     if baseline_split is not None and baseline_train is None:
         raise DisclosureError("--baseline-split names a split of --baseline-train, which was not given")
+    if split not in REAL_SPLITS:
+        raise DisclosureError(f"unknown split {split!r}; expected one of {', '.join(REAL_SPLITS)}")
     labels = Path(labels_path) if labels_path is not None else default_labels_path()
-    examples = load_real(claff_csv, split=split, labels_path=labels)
-    if not examples:
+    examples = load_real(claff_csv, labels_path=labels)  # one read of the CSV for the scored split and real-train
+    scored = [x for x in examples if x.split == split]
+    if not scored:
         raise DisclosureError(f"{labels}: no sentence is labeled for split {split!r}")
-    texts, gold = [x.text for x in examples], [LAYERS.index(x.layer) for x in examples]
+    texts, gold = [x.text for x in scored], [LAYERS.index(x.layer) for x in scored]
     source_dir = check_model_dir(default_model_dir() if model is None else model)
     extra: tuple[list[str], list[int]] = ([], [])
     record = source_dir / "training.json"
-    real = json.loads(record.read_text()).get("real") if record.exists() else None
+    real = read_json_file(record).get("real") if record.exists() else None
     if with_baseline and real:
         weight = int(real.get("weight", 1))
-        train = load_real(claff_csv, split="train", labels_path=labels)
+        train = [x for x in examples if x.split == "train"]
         extra = ([x.text for x in train] * weight, [LAYERS.index(x.layer) for x in train] * weight)
     with _Steps(progress) as steps:
         steps.start("loading the model")
         classifier = classifier or DisclosureClassifier.load(source_dir, backend=backend)
         probs = steps.label(classifier, texts, batch_size)
-        shown = labels if labels_path is not None else "the project's data/real/claff_labels.jsonl"
-        return _finish(steps, f"{claff_csv} (real-{split}, labels {shown})", source_dir, texts, gold, probs,
+        return _finish(steps, f"{claff_csv} (real-{split}, labels {labels_name(labels)})", source_dir, texts, gold, probs,
                        Columns(), with_baseline, baseline_train, baseline_split, extra_train=extra)
 
 

@@ -182,6 +182,12 @@ def default_labels_path() -> Path:
     return Path(__file__).resolve().parents[2] / "data" / "real" / "claff_labels.jsonl"
 
 
+def labels_name(path: str | Path) -> str:
+    """How model records name a labels file: as the user gave it, the shipped one by its place in
+    the project, since records ship inside model folders and this machine's path means nothing elsewhere."""
+    return "data/real/claff_labels.jsonl" if Path(path).resolve() == default_labels_path() else str(path)
+
+
 def load_real(claff_csv: str | Path, split: str | None = None, labels_path: str | Path | None = None) -> list[RealExample]:
     """The project's real labeled sentences, optionally one split, with their text."""
     labels_path = Path(labels_path) if labels_path is not None else default_labels_path()

@@ -85,7 +85,7 @@ def _recalibrate(full, source, target, dev, labels_path, method, compact, status
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
-    from .realdata import default_labels_path
+    from .realdata import labels_name
     from .training import _predict_logits, calibrate_model
 
     hf_logging.set_verbosity_error()
@@ -102,8 +102,7 @@ def _recalibrate(full, source, target, dev, labels_path, method, compact, status
     device = torch.device("cpu")
     status.update(f"labeling {len(dev)} real-dev sentences and fitting a {method} calibration")
     record = calibrate_model(model, encoded, gold, tokenizer.pad_token_id, device, "real-dev", method)
-    # as the user named it; the shipped file by its place in the project, not this machine's path
-    record["labels"] = str(labels_path) if labels_path != default_labels_path() else "data/real/claff_labels.jsonl"
+    record["labels"] = labels_name(labels_path)
     if training.get("calibration"):
         record["after"] = training["calibration"]
     training["calibration"] = record

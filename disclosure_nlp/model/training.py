@@ -26,6 +26,7 @@ from ..errors import DataError, DisclosureError
 from ..layers import ID2LABEL, LABEL2ID, LAYERS
 from .metrics import EvaluationReport, compute_report
 from .modelstore import DEFAULT_BASE_PACKAGE, base_model_path, enforce_offline
+from .realdata import labels_name
 from ..io.outputs import AlreadyExists
 from ..io.safe_files import replace_folder, staged_folder
 
@@ -419,7 +420,7 @@ def train(
         output_dir=target, config=config, best_epoch=best_epoch, dev_report=best_report, history=history,
         seconds=time.perf_counter() - started, train_size=len(data.train_ids), dev_size=len(data.dev_ids),
         real_dev_report=best_real_report, calibration=calibration, train_labels=data.train_labels,
-        real={"csv": str(real_csv), "labels": str(real_labels_path), "train": real_sentences, "dev": len(real_dev),
+        real={"csv": str(real_csv), "labels": labels_name(real_labels_path), "train": real_sentences, "dev": len(real_dev),
               "weight": config.real_weight, "views_per_epoch": len(real_train) * config.real_weight,
               **({"layer_weights": config.real_layer_weights} if config.real_layer_weights else {}),
               **({"crowd_weak": len(weak), "crowd_weight": config.crowd_weight, "crowd_table": crowd_table} if weak else {})}
