@@ -241,3 +241,63 @@ def test_real_layer_weights_reach_training_and_its_record(tmp_path, tiny_file, f
     assert training["train"]["layers"]["core"] == sum(layer == "core" for _, layer in TINY) + 3 * real_core
     assert f"{real_train} sentences of the CL-Aff" in (result.output_dir / "README.md").read_text()
     assert "those labeled `core` 3× as often" in (result.output_dir / "README.md").read_text()
+
+
+def test_flatten_is_dividing_the_logits_by_the_temperature():
+    import numpy as np
+
+    from disclosure_nlp.model.calibration import softmax
+    from disclosure_nlp.model.training import flatten
+
+    logits = np.array([[4.0, 1.0, -2.0, 0.5], [0.0, 0.0, 3.0, 1.0]])
+    assert np.allclose(flatten(softmax(logits), 1.0), softmax(logits), atol=1e-6)
+    assert np.allclose(flatten(softmax(logits), 2.5), softmax(logits / 2.5), atol=1e-6)
+    hot = flatten(np.array([[1.0, 0.0, 0.0, 0.0]]), 2.0)  # a certain teacher stays certain, no NaN
+    assert np.isfinite(hot).all() and hot[0, 0] > 0.999
+
+
+def _distilled(tmp_path, name, rows, **teacher):
+    from .conftest import write_jsonl
+
+    data = write_jsonl(tmp_path / f"{name}.jsonl", [{"text": t, "layer": l} for t, l in rows])
+    dev = write_jsonl(tmp_path / "dev.jsonl", [{"text": t, "layer": l} for t, l in TINY])
+    result = train(data, dev, tmp_path / name,
+                   TrainConfig(epochs=1, batch_size=4, max_length=32, learning_rate=1e-4, calibrate=False, seed=3, **teacher),
+                   progress=False)
+    return result, load_file(result.output_dir / "model.safetensors")
+
+
+def test_with_all_the_weight_on_the_teacher_the_gold_labels_do_not_matter(tmp_path, tiny_model):
+    relabeled = [(text, LAYERS[(LAYERS.index(layer) + 1) % 4]) for text, layer in TINY]
+    teacher = {"teacher": str(tiny_model), "distill_weight": 1.0}
+    _, gold = _distilled(tmp_path, "gold", TINY, **teacher)
+    _, other = _distilled(tmp_path, "other", relabeled, **teacher)
+    assert all((gold[k] == other[k]).all() for k in gold)
+    # with half the weight on the gold labels, the same two label sets give different models
+    _, half_gold = _distilled(tmp_path, "half-gold", TINY, teacher=str(tiny_model), distill_weight=0.5)
+    _, half_other = _distilled(tmp_path, "half-other", relabeled, teacher=str(tiny_model), distill_weight=0.5)
+    assert any((half_gold[k] != half_other[k]).any() for k in half_gold)
+
+
+def test_a_teacher_with_no_weight_leaves_the_run_unchanged_and_is_recorded(tmp_path, tiny_model):
+    _, plain = _distilled(tmp_path, "plain", TINY)
+    result, zero = _distilled(tmp_path, "zero", TINY, teacher=str(tiny_model), distill_weight=0.0)
+    assert all((plain[k] == zero[k]).all() for k in plain)  # loading the teacher moved no random draw
+    training = json.loads((result.output_dir / "training.json").read_text())
+    assert training["config"]["teacher"] == str(tiny_model) and training["config"]["distill_temperature"] == 2.0
+    assert f"Distilled from the model `{tiny_model.name}`" in (result.output_dir / "README.md").read_text()
+
+
+def test_a_wrong_teacher_is_reported_before_any_work(tmp_path, tiny_file):
+    from typer.testing import CliRunner
+
+    from disclosure_nlp.cli import app
+
+    with pytest.raises(DisclosureError, match="not a model folder"):
+        train(tiny_file, tiny_file, tmp_path / "m", TrainConfig(epochs=1, teacher=str(tmp_path / "nowhere")), progress=False)
+    with pytest.raises(DisclosureError, match="between 0 and 1"):
+        train(tiny_file, tiny_file, tmp_path / "m", TrainConfig(epochs=1, teacher=str(tmp_path), distill_weight=2.0), progress=False)
+    result = CliRunner().invoke(app, ["train", "--train", str(tiny_file), "--dev", str(tiny_file), "-o", str(tmp_path / "m"),
+                                      "--teacher", str(tmp_path / "nowhere")])
+    assert result.exit_code != 0 and "not a model folder" in result.output, result.output
+    assert not (tmp_path / "m").exists()

@@ -33,6 +33,9 @@ def train(
     real_weight: Annotated[int, typer.Option("--real-weight", min=1, help="Times each real training sentence is seen per epoch.")] = 2,
     real_layer_weight: Annotated[Optional[list[str]], typer.Option("--real-layer-weight", help="With --real-csv: LAYER=N sees real-train sentences of LAYER N times as often (repeatable), e.g. core=4.")] = None,
     crowd_weight: Annotated[float, typer.Option("--crowd-weight", min=0.0, help="With --real-csv: loss weight of the CL-Aff crowd labels as weak supervision on the unlabeled sentences of real-train posts (0: off).")] = 0.0,
+    teacher: Annotated[Optional[Path], typer.Option("--teacher", help="A trained model folder (e.g. a larger base model's run) whose probabilities every training row also learns (knowledge distillation).")] = None,
+    distill_weight: Annotated[float, typer.Option("--distill-weight", min=0.0, max=1.0, help="With --teacher: the share of the loss that is the teacher's.")] = 0.5,
+    distill_temperature: Annotated[float, typer.Option("--distill-temperature", min=0.01, help="With --teacher: the temperature both distributions are flattened by.")] = 2.0,
     calibrate: Annotated[bool, typer.Option("--calibrate/--no-calibrate", help="Fit a calibration on real-dev (else dev) and fold it into the model.")] = True,
     calibration: Annotated[str, typer.Option("--calibration", help="Calibration method: vector (a scale and a bias per layer) or temperature (one number; labels unchanged).")] = "vector",
     text_col: TextCol = "text",
@@ -51,6 +54,7 @@ def train(
         epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, patience=patience, seed=seed, data_seed=data_seed,
         max_length=max_length, freeze_embeddings=not train_embeddings, real_weight=real_weight, calibrate=calibrate,
         calibration_method=calibration, crowd_weight=crowd_weight, real_layer_weights=layer_weights or None,
+        teacher=None if teacher is None else str(teacher), distill_weight=distill_weight, distill_temperature=distill_temperature,
     )
     if base_model:
         config.base_model = base_model

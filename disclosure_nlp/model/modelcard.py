@@ -7,6 +7,8 @@ the rest of the project at hand.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ..layers import DESCRIPTIONS, LAYERS
 
 
@@ -130,6 +132,13 @@ def render_model_card(name: str, training: dict, metrics: dict) -> str:
             f"- Weak supervision: {real['crowd_weak']} unlabeled sentences of the same Reddit posts, each with the "
             f"distribution of layers that real-train sentences with its CL-Aff crowd labels have (loss weight "
             f"{real['crowd_weight']}).\n"
+        )
+    config = training.get("config") or {}
+    if config.get("teacher"):
+        sections.append(
+            f"- Distilled from the model `{Path(config['teacher']).name}` (knowledge distillation: "
+            f"{config['distill_weight']:g} of the loss is the teacher's distributions at temperature "
+            f"{config['distill_temperature']:g}, the rest the gold labels).\n"
         )
     calibration = training.get("calibration")
     if calibration:

@@ -71,6 +71,16 @@ class TrainConfig:
     """With ``real_csv``: the loss weight of the CL-Aff crowd labels as weak supervision (0: not
     used). Each unlabeled sentence of a real-train post joins training once per epoch with a soft
     target (see :func:`~disclosure_nlp.model.realdata.crowd_weak_examples`)."""
+    teacher: str | None = None
+    """A trained model folder (any size, any tokenizer) whose probabilities every training row
+    also learns: knowledge distillation, so a model too large or slow to ship can still pass on
+    what it learned to the small one that ships. Computed once, before the first epoch."""
+    distill_weight: float = 0.5
+    """With ``teacher``: the share of the loss that is the teacher's (0: gold labels only, 1:
+    the teacher's distributions only)."""
+    distill_temperature: float = 2.0
+    """With ``teacher``: both distributions are flattened by this temperature before they are
+    compared, so the teacher's second choices, not only its first, reach the student."""
 
 
 @dataclass
@@ -220,6 +230,10 @@ class _Encoded:
     real_dev_labels: list[int] = field(default_factory=list)
     soft_targets: dict[int, tuple[float, ...]] = field(default_factory=dict)
     """Rows of train that learn a distribution (weak examples; their label is -1), by index."""
+    train_texts: list[str] = field(default_factory=list, repr=False)
+    """The text of each train row, in row order (the teacher reads it with its own tokenizer)."""
+    teacher_targets: object | None = None
+    """With a teacher: its distribution of each train row, flattened by the temperature (array n×4)."""
 
 
 def weight_real_layers(real_train: list[tuple[str, int]], weights: dict[str, int] | None) -> list[tuple[str, int]]:
@@ -242,20 +256,65 @@ def _encode_all(tokenizer, config: TrainConfig, train_set, dev_set, real_train, 
         return tokenizer(list(texts), truncation=True, max_length=config.max_length)["input_ids"]
 
     data = _Encoded(encode(train_set["text"]), list(train_set["label"]), encode(dev_set["text"]), list(dev_set["label"]),
-                    pad_id=tokenizer.pad_token_id or 0)
+                    pad_id=tokenizer.pad_token_id or 0, train_texts=list(train_set["text"]))
     if real_train:
         real_ids = encode([t for t, _ in real_train])
         for _ in range(config.real_weight):
             data.train_ids += real_ids
             data.train_labels += [y for _, y in real_train]
+            data.train_texts += [t for t, _ in real_train]
     if weak:
         start = len(data.train_ids)
         data.train_ids += encode([x.text for x in weak])
         data.train_labels += [-1] * len(weak)
+        data.train_texts += [x.text for x in weak]
         data.soft_targets = {start + i: x.target for i, x in enumerate(weak)}
     data.real_dev_ids = encode([t for t, _ in real_dev]) if real_dev else []
     data.real_dev_labels = [y for _, y in real_dev]
     return data
+
+
+def flatten(probabilities, temperature: float):
+    """Distributions raised to ``1 / temperature`` and renormalised: the same as dividing the
+    logits by the temperature, from probabilities (all a loaded model folder gives)."""
+    import numpy as np
+
+    logp = np.log(np.clip(np.asarray(probabilities, dtype=np.float64), 1e-12, 1.0)) / temperature
+    logp -= logp.max(axis=1, keepdims=True)
+    out = np.exp(logp)
+    return (out / out.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def check_teacher(config: TrainConfig) -> Path | None:
+    """The teacher's folder, checked before any other work: a wrong path or setting is reported
+    at once, not after the data and the base model are loaded."""
+    if config.teacher is None:
+        return None
+    if not 0.0 <= config.distill_weight <= 1.0:
+        raise DisclosureError(f"distill weight must be between 0 and 1, not {config.distill_weight}")
+    if not config.distill_temperature > 0:
+        raise DisclosureError(f"distill temperature must be above 0, not {config.distill_temperature}")
+    folder = Path(config.teacher)
+    if not (folder / "config.json").is_file():
+        raise DisclosureError(f"{folder}: not a model folder (no config.json); --teacher takes a model that "
+                              "`disclosure train` wrote")
+    return folder
+
+
+def teacher_targets(folder: Path, texts: list[str], temperature: float, max_length: int):
+    """The teacher's flattened distribution of each text, each distinct text run once.
+
+    The teacher is loaded like any model folder (safetensors only, its labels checked against
+    the four layers), so a teacher is data, never code.
+    """
+    from .classifier import DisclosureClassifier
+
+    teacher = DisclosureClassifier.load(folder, backend="torch", max_length=max_length)
+    distinct = list(dict.fromkeys(texts))
+    probs = teacher.predict_proba(distinct)
+    row = {text: i for i, text in enumerate(distinct)}
+    del teacher
+    return flatten(probs[[row[t] for t in texts]], temperature)
 
 
 def _base_model(base_dir: Path, config: TrainConfig, device: str):
@@ -279,6 +338,17 @@ def _base_model(base_dir: Path, config: TrainConfig, device: str):
         model.get_input_embeddings().weight.requires_grad_(False)
     model.to(device)
     return model, tokenizer
+
+
+def _distill_loss(logits, targets, temperature: float):
+    """KL divergence from the teacher's flattened distribution to the student's, times the
+    temperature squared so that its gradients keep the scale of the gold-label loss (Hinton et
+    al. 2015)."""
+    import torch
+
+    target = torch.as_tensor(targets, device=logits.device)
+    student = torch.log_softmax(logits / temperature, dim=1)
+    return torch.nn.functional.kl_div(student, target, reduction="batchmean") * temperature**2
 
 
 def _fit(model, data: _Encoded, config: TrainConfig, device: str, progress: bool,
@@ -323,6 +393,9 @@ def _fit(model, data: _Encoded, config: TrainConfig, device: str, progress: bool
                     loss = (soft_loss_fn(logits, target.to(device)) * weight.to(device)).sum() / len(batch)
                 else:
                     loss = loss_fn(logits, torch.tensor([data.train_labels[i] for i in batch], device=device))
+                if data.teacher_targets is not None:
+                    loss = (1 - config.distill_weight) * loss + config.distill_weight * _distill_loss(
+                        logits, data.teacher_targets[batch], config.distill_temperature)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(trainable, 1.0)
                 optimizer.step()
@@ -396,6 +469,7 @@ def train(
     if config.real_layer_weights and real_csv is None:
         raise DisclosureError("real_layer_weights (--real-layer-weight) needs real_csv (--real-csv, the CL-Aff CSV whose sentences it weights)")
     weight_real_layers([], config.real_layer_weights)  # a wrong layer name is reported before any loading
+    teacher_dir = check_teacher(config)
     real_train, real_dev, real_labels_path, weak, crowd_table = _load_real(real_csv, real_labels, crowd=config.crowd_weight > 0)
     real_sentences = len(real_train)
     real_train = weight_real_layers(real_train, config.real_layer_weights)
@@ -409,6 +483,9 @@ def train(
     model, tokenizer = _base_model(base_dir, config, device)
 
     data = _encode_all(tokenizer, config, train_set, dev_set, real_train, real_dev, weak)
+    if teacher_dir is not None:
+        with torch.random.fork_rng(devices=[]):  # loading the teacher must not move the run's random draws
+            data.teacher_targets = teacher_targets(teacher_dir, data.train_texts, config.distill_temperature, config.max_length)
     if config.data_seed is not None:
         seed_everything(config.data_seed)  # dropout draws; the classification layer is already made
     history, best_epoch, best_state, best_report, best_real_report = _fit(model, data, config, device, progress, on_epoch)
