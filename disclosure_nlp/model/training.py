@@ -279,10 +279,10 @@ def flatten(probabilities, temperature: float):
     logits by the temperature, from probabilities (all a loaded model folder gives)."""
     import numpy as np
 
-    logp = np.log(np.clip(np.asarray(probabilities, dtype=np.float64), 1e-12, 1.0)) / temperature
-    logp -= logp.max(axis=1, keepdims=True)
-    out = np.exp(logp)
-    return (out / out.sum(axis=1, keepdims=True)).astype(np.float32)
+    from .calibration import softmax
+
+    logp = np.log(np.clip(np.asarray(probabilities, dtype=np.float64), 1e-12, 1.0))
+    return softmax(logp, temperature).astype(np.float32)
 
 
 def check_teacher(config: TrainConfig) -> Path | None:
